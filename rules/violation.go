@@ -80,3 +80,10 @@ func joinOr(items []string) string {
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
+
+// NewViolation builds a Violation whose Message has the standard shape
+// "[ruleID] object: problem: fix", for checks made outside this package
+// (the webhook's guard of managed policies, custom rules).
+func NewViolation(ruleID, object, key, problem, fix string, action Action) Violation {
+	return newViolation(ruleID, object, key, problem, fix, action)
+}

@@ -1,0 +1,249 @@
+package webhook_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/palisade-dev/palisade/audit"
+	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/rules"
+	"github.com/palisade-dev/palisade/webhook"
+)
+
+const serviceAccount = "system:serviceaccount:palisade-system:palisade-webhook"
+
+// suite is one real control plane with the webhook serving, shared by the
+// tests of this package (starting one costs seconds).
+type suite struct {
+	admin     client.Client
+	kubectl   map[string]testenv.Kubectl // by user: admin, alice
+	auditFile string
+	metrics   *prometheus.Registry
+}
+
+var (
+	shared     *suite
+	sharedSkip string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	assets, reason := testenv.Assets()
+	if reason != "" {
+		sharedSkip = reason
+		return m.Run()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start control plane:", err)
+		return 1
+	}
+	defer env.Stop()
+	s, stop, err := startSuite(ctx, env, cfg, assets)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start webhook suite:", err)
+		return 1
+	}
+	defer stop()
+	shared = s
+	return m.Run()
+}
+
+func needSuite(t *testing.T) *suite {
+	t.Helper()
+	if shared == nil {
+		testenv.SkipOrFail(t, "%s", sharedSkip)
+	}
+	return shared
+}
+
+func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config, assets string) (*suite, func(), error) {
+	admin, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "palisade-webhook-suite-")
+	if err != nil {
+		return nil, nil, err
+	}
+	// A namespace that exists before Palisade is installed: the
+	// reconciler must give it its baseline.
+	legacy := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Labels: map[string]string{"owner": "ops", "env": "prod", "data-classification": "internal"}}}
+	for _, obj := range append([]client.Object{legacy, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "palisade-system"}}}, rbacObjects()...) {
+		if err := admin.Create(ctx, obj); err != nil {
+			return nil, nil, fmt.Errorf("create %s: %w", obj.GetName(), err)
+		}
+	}
+
+	// Install the webhook configurations now, exactly as the chart
+	// would, routed to the local server.
+	mutating, validating := webhook.WebhookConfigurations(webhook.ConfigurationOptions{})
+	for i := range mutating.Webhooks {
+		trimPath(mutating.Webhooks[i].ClientConfig.Service)
+	}
+	for i := range validating.Webhooks {
+		trimPath(validating.Webhooks[i].ClientConfig.Service)
+	}
+	wio := &env.WebhookInstallOptions
+	wio.MutatingWebhooks = append(wio.MutatingWebhooks, mutating)
+	wio.ValidatingWebhooks = append(wio.ValidatingWebhooks, validating)
+	if err := wio.ModifyWebhookDefinitions(); err != nil {
+		return nil, nil, err
+	}
+
+	evaluator, err := rules.NewEvaluator(rules.Default())
+	if err != nil {
+		return nil, nil, err
+	}
+	auditFile := filepath.Join(dir, "decisions.jsonl")
+	recorder, err := audit.NewRecorder(audit.RecorderOptions{File: auditFile})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := webhook.NewMetrics(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The webhook acts as its service account, bound by the RBAC the
+	// chart grants it: the tests see least privilege at work.
+	asWebhook := rest.CopyConfig(cfg)
+	asWebhook.Impersonate = rest.ImpersonationConfig{UserName: serviceAccount}
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- webhook.Serve(runCtx, asWebhook, webhook.ServeOptions{
+			Options: webhook.Options{
+				Evaluator:      evaluator,
+				Recorder:       recorder,
+				ServiceAccount: serviceAccount,
+				Metrics:        metrics,
+			},
+			Host:        wio.LocalServingHost,
+			Port:        wio.LocalServingPort,
+			CertDir:     wio.LocalServingCertDir,
+			MetricsAddr: "0",
+			HealthAddr:  "0",
+		})
+	}()
+	stop := func() {
+		stopRun()
+		<-done
+		recorder.Close()
+		os.RemoveAll(dir)
+	}
+	if err := waitTLS(ctx, net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)), done); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	if err := wio.Install(cfg); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("install webhook configurations: %w", err)
+	}
+
+	kubectl := map[string]testenv.Kubectl{}
+	for _, u := range []envtest.User{{Name: "admin", Groups: []string{"system:masters"}}, {Name: "alice", Groups: []string{"developers"}}} {
+		au, err := env.AddUser(u, cfg)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		kc, err := au.KubeConfig()
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		path := filepath.Join(dir, u.Name+".kubeconfig")
+		if err := os.WriteFile(path, kc, 0o600); err != nil {
+			stop()
+			return nil, nil, err
+		}
+		kubectl[u.Name] = testenv.Kubectl{Path: filepath.Join(assets, "kubectl"), Kubeconfig: path}
+	}
+	return &suite{admin: admin, kubectl: kubectl, auditFile: auditFile, metrics: reg}, stop, nil
+}
+
+// trimPath drops the leading slash envtest would double when it turns the
+// service reference into a URL.
+func trimPath(s *admissionregistrationv1.ServiceReference) {
+	if s != nil && s.Path != nil {
+		p := strings.TrimPrefix(*s.Path, "/")
+		s.Path = &p
+	}
+}
+
+func waitTLS(ctx context.Context, addr string, done <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return fmt.Errorf("webhook exited early: %v", err)
+		default:
+		}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("webhook did not serve TLS on %s within 30s", addr)
+}
+
+// rbacObjects grants the webhook's service account what the chart grants
+// it, and alice (a developer) the built-in edit role plus namespace writes.
+func rbacObjects() []client.Object {
+	return []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook", Namespace: "palisade-system"}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook"}, Rules: webhook.ClusterRoleRules()},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "palisade-webhook"},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "palisade-webhook", Namespace: "palisade-system"}},
+		},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "namespace-writer"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "update", "patch"}}}},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "developers-namespace-writer"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "namespace-writer"},
+			Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "developers", APIGroup: "rbac.authorization.k8s.io"}},
+		},
+		// The built-in edit role is aggregated by kube-controller-manager,
+		// which envtest does not run: spell out a developer's rights.
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "developer"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps"}, Verbs: []string{"*"}},
+			{APIGroups: []string{"apps", "batch"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"*"}},
+		}},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "developers"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "developer"},
+			Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "developers", APIGroup: "rbac.authorization.k8s.io"}},
+		},
+	}
+}
