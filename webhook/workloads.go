@@ -55,7 +55,9 @@ func newWorkload(group, kind string) (runtime.Object, func(runtime.Object) *core
 	case "batch/Job":
 		return &batchv1.Job{}, func(o runtime.Object) *corev1.PodTemplateSpec { return &o.(*batchv1.Job).Spec.Template }, true
 	case "batch/CronJob":
-		return &batchv1.CronJob{}, func(o runtime.Object) *corev1.PodTemplateSpec { return &o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template }, true
+		return &batchv1.CronJob{}, func(o runtime.Object) *corev1.PodTemplateSpec {
+			return &o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template
+		}, true
 	}
 	return nil, nil, false
 }
