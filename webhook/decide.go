@@ -10,6 +10,7 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/palisade-dev/palisade/audit"
@@ -84,7 +85,7 @@ func (d *decider) decide(ctx context.Context, webhook string, validating bool, r
 	}
 	d.observe(webhook, req, rec, time.Since(start))
 	if rec.Decision == audit.DecisionDenied {
-		d.event(req, v, rec)
+		d.event(req, rec)
 	}
 	return resp
 }
@@ -170,10 +171,12 @@ func (d *decider) observe(webhook string, req admission.Request, rec audit.Decis
 	}
 }
 
-// event leaves a Warning on the namespace so that its owners see denials
-// with kubectl describe / get events, not only the requester.
-func (d *decider) event(req admission.Request, v verdict, rec audit.DecisionRecord) {
-	if d.opts.Events == nil || v.ns == nil || v.ns.UID == "" {
+// event leaves a Warning in the request's namespace, regarding the denied
+// object, so that the namespace's owners see denials with kubectl get
+// events, not only the requester. A denied Namespace's event lands in
+// "default", where events about cluster-scoped objects live.
+func (d *decider) event(req admission.Request, rec audit.DecisionRecord) {
+	if d.opts.Events == nil {
 		return
 	}
 	var lines []string
@@ -182,12 +185,22 @@ func (d *decider) event(req admission.Request, v verdict, rec audit.DecisionReco
 			lines = append(lines, r.Message)
 		}
 	}
-	note := fmt.Sprintf("denied %s %s by %s: %s", strings.ToLower(string(req.Operation)), req.Kind.Kind, req.UserInfo.Username, strings.Join(lines, "; "))
+	note := fmt.Sprintf("denied %s by %s: %s", strings.ToLower(string(req.Operation)), req.UserInfo.Username, strings.Join(lines, "; "))
 	// The Events API caps a note at 1 KiB.
 	if len(note) > 1000 {
 		note = note[:1000] + "..."
 	}
-	d.opts.Events.Eventf(v.ns, nil, corev1.EventTypeWarning, "AdmissionDenied", string(req.Operation), "%s", note)
+	name := req.Name
+	if name == "" {
+		name = "(generated)"
+	}
+	regarding := &corev1.ObjectReference{
+		APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
+		Kind:       req.Kind.Kind,
+		Namespace:  req.Namespace,
+		Name:       name,
+	}
+	d.opts.Events.Eventf(regarding, nil, corev1.EventTypeWarning, "AdmissionDenied", string(req.Operation), "%s", note)
 }
 
 // summarizePatch renders one patch operation for a decision record, e.g.

@@ -32,6 +32,8 @@ const serviceAccount = "system:serviceaccount:palisade-system:palisade-webhook"
 // tests of this package (starting one costs seconds).
 type suite struct {
 	admin     client.Client
+	asWebhook client.Client // acts as the webhook's service account
+	addr      string        // the webhook's TLS address
 	kubectl   map[string]testenv.Kubectl // by user: admin, alice
 	auditFile string
 	metrics   *prometheus.Registry
@@ -182,7 +184,15 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 		}
 		kubectl[u.Name] = testenv.Kubectl{Path: filepath.Join(assets, "kubectl"), Kubeconfig: path}
 	}
-	return &suite{admin: admin, kubectl: kubectl, auditFile: auditFile, metrics: reg}, stop, nil
+	asWebhookClient, err := client.New(asWebhook, client.Options{})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return &suite{
+		admin: admin, asWebhook: asWebhookClient, kubectl: kubectl, auditFile: auditFile, metrics: reg,
+		addr: net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)),
+	}, stop, nil
 }
 
 // trimPath drops the leading slash envtest would double when it turns the
