@@ -32,8 +32,8 @@ const serviceAccount = "system:serviceaccount:palisade-system:palisade-webhook"
 // tests of this package (starting one costs seconds).
 type suite struct {
 	admin     client.Client
-	asWebhook client.Client // acts as the webhook's service account
-	addr      string        // the webhook's TLS address
+	asWebhook client.Client              // acts as the webhook's service account
+	addr      string                     // the webhook's TLS address
 	kubectl   map[string]testenv.Kubectl // by user: admin, alice
 	auditFile string
 	metrics   *prometheus.Registry
