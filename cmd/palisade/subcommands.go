@@ -5,6 +5,8 @@ import "github.com/spf13/cobra"
 // subcommands lists the top-level commands, in help order.
 func subcommands() []*cobra.Command {
 	return []*cobra.Command{
+		newWebhookCommand(runWebhook),
+		newAuditCommand(),
 		newVersionCommand(),
 	}
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/palisade-dev/palisade/audit"
+	"github.com/palisade-dev/palisade/rules"
+	"github.com/palisade-dev/palisade/webhook"
+)
+
+// webhookConfig is everything `palisade webhook` takes from its flags.
+type webhookConfig struct {
+	kubeconfig     string
+	standard       string
+	auditFile      string
+	auditStdout    bool
+	auditFsync     bool
+	certDir        string
+	host           string
+	port           int
+	metricsAddr    string
+	healthAddr     string
+	namespace      string
+	serviceAccount string
+}
+
+func newWebhookCommand(run func(context.Context, webhookConfig) error) *cobra.Command {
+	cfg := webhookConfig{}
+	cmd := &cobra.Command{
+		Use:   "webhook",
+		Short: "Run the admission webhook and the baseline policy reconciler",
+		Long: `Serves Palisade's mutating and validating admission webhook over TLS and keeps
+every governed namespace's baseline NetworkPolicies in place. Every decision is
+written as one hash-chained JSON line (stdout and/or --audit-file).`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if cfg.port < 1 || cfg.port > 65535 {
+				return usageError{fmt.Errorf("--port %d: want 1-65535", cfg.port)}
+			}
+			if cfg.namespace == "" {
+				return usageError{fmt.Errorf("--namespace: empty; set it or POD_NAMESPACE")}
+			}
+			if cfg.serviceAccount == "" {
+				cfg.serviceAccount = "system:serviceaccount:" + cfg.namespace + ":palisade-webhook"
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg) },
+	}
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = webhook.DefaultNamespace
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else in-cluster)")
+	f.StringVar(&cfg.standard, "standard", "", "labeling standard YAML file (default: the embedded default standard)")
+	f.StringVar(&cfg.auditFile, "audit-file", "", "append decision records to this file (hash-chained; resumed on restart)")
+	f.BoolVar(&cfg.auditStdout, "audit-stdout", true, "write decision records to stdout")
+	f.BoolVar(&cfg.auditFsync, "audit-fsync", false, "fsync --audit-file after every record")
+	f.StringVar(&cfg.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key (reloaded on change)")
+	f.StringVar(&cfg.host, "host", "", "address to serve admission on (default: all)")
+	f.IntVar(&cfg.port, "port", 9443, "port to serve admission on")
+	f.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address ("0" disables)`)
+	f.StringVar(&cfg.healthAddr, "health-probe-bind-address", ":8081", `/healthz and /readyz address ("0" disables)`)
+	f.StringVar(&cfg.namespace, "namespace", ns, "Palisade's own namespace, never governed (default: $POD_NAMESPACE or palisade-system)")
+	f.StringVar(&cfg.serviceAccount, "service-account", "", "user name Palisade acts as, the only one allowed to write managed policies (default: system:serviceaccount:<namespace>:palisade-webhook)")
+	return cmd
+}
+
+// runWebhook loads and checks everything before serving: a bad standard or
+// audit file stops the process with the reason, before it takes traffic.
+func runWebhook(ctx context.Context, cfg webhookConfig) error {
+	std := rules.Default()
+	if cfg.standard != "" {
+		var err error
+		if std, err = rules.Load(cfg.standard); err != nil {
+			return usageError{err}
+		}
+	}
+	evaluator, err := rules.NewEvaluator(std)
+	if err != nil {
+		return usageError{fmt.Errorf("load standard: %w", err)}
+	}
+	restCfg, err := restConfig(cfg.kubeconfig)
+	if err != nil {
+		return err
+	}
+	opts := audit.RecorderOptions{File: cfg.auditFile, SyncEachRecord: cfg.auditFsync}
+	if cfg.auditStdout {
+		opts.Stdout = os.Stdout
+	}
+	recorder, err := audit.NewRecorder(opts)
+	if err != nil {
+		return err
+	}
+	defer recorder.Close()
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
+	ctrl.SetLogger(log)
+	return webhook.Serve(ctx, restCfg, webhook.ServeOptions{
+		Options: webhook.Options{
+			Evaluator:      evaluator,
+			Recorder:       recorder,
+			Namespace:      cfg.namespace,
+			ServiceAccount: cfg.serviceAccount,
+			Log:            log,
+		},
+		Host: cfg.host, Port: cfg.port, CertDir: cfg.certDir,
+		MetricsAddr: cfg.metricsAddr, HealthAddr: cfg.healthAddr,
+	})
+}
+
+// restConfig reads --kubeconfig, else $KUBECONFIG, else the in-cluster
+// service account.
+func restConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if path != "" {
+		rules.ExplicitPath = path
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		if ic, icErr := rest.InClusterConfig(); icErr == nil {
+			return ic, nil
+		}
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return cfg, nil
+}
+
+// usageError marks bad flags or input files: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+func (e usageError) ExitCode() int { return 2 }
