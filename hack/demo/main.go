@@ -1,0 +1,23 @@
+// Command demo runs Palisade's main job on its local default: a real
+// control plane (kube-apiserver and etcd built from source), the
+// `palisade webhook` binary serving admission, and a scripted tour with
+// the real kubectl. It then stays up for the user's own kubectl until
+// Ctrl-C, and cleans up everything it started.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, demoOptionsFromEnv()); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
