@@ -27,10 +27,11 @@ bench:
 
 # Regenerates the bpf2go objects (pinned clang; see hack/bpf-generate.sh).
 generate:
-	$(GO) generate ./...
+	hack/bpf-generate.sh
 
 # Fails when regenerating would change a committed generated file.
-verify-generate: generate
+verify-generate:
+	hack/bpf-generate.sh --check
 	@git diff --exit-code --stat -- '*.go' '*.o' || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 lint:

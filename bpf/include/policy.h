@@ -1,0 +1,122 @@
+/* Judging a new flow: which identity is the peer, and does any policy
+ * entry allow this endpoint to talk to it in this direction. */
+#pragma once
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "abi.h"
+#include "maps.h"
+#include "parse.h"
+
+static __always_inline void ip_key_init(struct ip_key *k, __u8 family, const __u8 *addr)
+{
+	k->family = family;
+	k->pad[0] = 0;
+	k->pad[1] = 0;
+	k->pad[2] = 0;
+	__builtin_memcpy(k->addr, addr, sizeof(k->addr));
+	k->prefixlen = 32 + (family == FAMILY_IPV4 ? 32 : 128);
+}
+
+static __always_inline __u32 identity_of(__u8 family, const __u8 *addr)
+{
+	struct ip_key k;
+	struct identity_value *v;
+
+	ip_key_init(&k, family, addr);
+	v = bpf_map_lookup_elem(&ip_identity, &k);
+	return v ? v->identity : IDENTITY_WORLD;
+}
+
+static __always_inline bool is_service(__u8 family, const __u8 *addr)
+{
+	struct ip_key k;
+
+	ip_key_init(&k, family, addr);
+	return bpf_map_lookup_elem(&service_cidrs, &k) != NULL;
+}
+
+static __always_inline bool policy_hit(struct policy_key *k, __u32 *rule_id)
+{
+	struct policy_value *v = bpf_map_lookup_elem(&policy, k);
+
+	if (!v || v->verdict != POLICY_ALLOW)
+		return false;
+	*rule_id = v->rule_id;
+	return true;
+}
+
+static __always_inline bool range_hit(__u32 local, __u32 peer, __u8 dir, __u8 protocol,
+				      __u16 port, __u32 *rule_id)
+{
+	struct policy_range_key k = {
+		.prefixlen = 96,
+		.local_identity = local,
+		.peer_identity = peer,
+		.direction = dir,
+		.protocol = protocol,
+		.dport = bpf_htons(port),
+	};
+	struct policy_value *v = bpf_map_lookup_elem(&policy_ranges, &k);
+
+	if (!v || v->verdict != POLICY_ALLOW)
+		return false;
+	*rule_id = v->rule_id;
+	return true;
+}
+
+/* Entries for one peer (a real identity, or 0 for any peer), most specific
+ * first: exact port, any port of the protocol, a port range, any protocol. */
+static __always_inline bool policy_allows_peer(__u32 local, __u32 peer, __u8 dir,
+					       __u8 protocol, __u16 port, __u32 *rule_id)
+{
+	struct policy_key k = {
+		.local_identity = local,
+		.peer_identity = peer,
+		.direction = dir,
+		.protocol = protocol,
+		.dport = port,
+	};
+
+	if (port != 0) {
+		if (policy_hit(&k, rule_id))
+			return true;
+		k.dport = 0;
+	}
+	if (policy_hit(&k, rule_id))
+		return true;
+	if (port != 0 && range_hit(local, peer, dir, protocol, port, rule_id))
+		return true;
+	k.protocol = 0;
+	return policy_hit(&k, rule_id);
+}
+
+/* The verdict for a flow that starts in dir, between the endpoint and
+ * peer. Returns a REASON_*: allowed when it is POLICY_ALLOW, NOT_ISOLATED or
+ * HOST. */
+static __always_inline __u32 judge(const struct endpoint_value *ep, __u8 dir, __u32 peer,
+				   __u8 protocol, __u16 port, __u32 *rule_id)
+{
+	__u32 isolated = dir == DIR_INGRESS ? ENDPOINT_F_INGRESS_ISOLATED
+					    : ENDPOINT_F_EGRESS_ISOLATED;
+
+	*rule_id = 0;
+	if (!(ep->flags & isolated))
+		return REASON_NOT_ISOLATED;
+	if (dir == DIR_INGRESS && peer == IDENTITY_HOST)
+		return REASON_HOST;
+	if (policy_allows_peer(ep->identity, peer, dir, protocol, port, rule_id))
+		return REASON_POLICY_ALLOW;
+	if (policy_allows_peer(ep->identity, IDENTITY_ANY, dir, protocol, port, rule_id))
+		return REASON_POLICY_ALLOW;
+	return REASON_POLICY_MISS;
+}
+
+static __always_inline bool reason_allows(__u32 reason)
+{
+	return reason == REASON_POLICY_ALLOW || reason == REASON_NOT_ISOLATED ||
+	       reason == REASON_HOST;
+}

@@ -1,0 +1,87 @@
+/* Counters and flow events: what Go turns into metrics and flow records. */
+#pragma once
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "abi.h"
+#include "maps.h"
+#include "parse.h"
+
+static __always_inline void count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
+
+	if (v)
+		*v += 1; /* per-CPU: no other writer */
+}
+
+/* Token bucket kept in nanoseconds of credit: each event costs one
+ * interval, credit accrues with time and is capped at burst intervals. */
+static __always_inline bool new_flow_event_allowed(__u64 now)
+{
+	__u64 interval = new_flow_event_interval_ns;
+	__u64 cap = interval * new_flow_event_burst;
+	__u32 zero = 0;
+	struct token_bucket *b;
+
+	if (interval == 0)
+		return false;
+	b = bpf_map_lookup_elem(&event_budget, &zero);
+	if (!b)
+		return false;
+	if (b->last_ns == 0) /* first use on this CPU: a full bucket */
+		b->credit_ns = cap;
+	else
+		b->credit_ns += now - b->last_ns;
+	if (b->credit_ns > cap)
+		b->credit_ns = cap;
+	b->last_ns = now;
+	if (b->credit_ns < interval)
+		return false;
+	b->credit_ns -= interval;
+	return true;
+}
+
+struct verdict_info {
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 rule_id;
+	__u32 reason;
+	__u8 direction;
+	__u8 verdict;
+};
+
+static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple *t,
+				       const struct verdict_info *v, __u64 now)
+{
+	struct event *e;
+
+	if (v->verdict == EVENT_ALLOWED_NEW && !new_flow_event_allowed(now)) {
+		count(COUNTER_EVENT_RATE_LIMITED);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_EVENT_LOST);
+		return;
+	}
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->ifindex = skb->ifindex;
+	e->src_identity = v->src_identity;
+	e->dst_identity = v->dst_identity;
+	e->rule_id = v->rule_id;
+	__builtin_memcpy(e->saddr, t->saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
+	e->sport = bpf_ntohs(t->sport);
+	e->dport = bpf_ntohs(t->dport);
+	e->protocol = t->protocol;
+	e->family = t->family;
+	e->direction = v->direction;
+	e->verdict = v->verdict;
+	e->reason = v->reason;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
