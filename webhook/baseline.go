@@ -47,7 +47,10 @@ func (w *baselineWriter) ensure(ctx context.Context, ns *corev1.Namespace, dryRu
 		if dryRun {
 			continue
 		}
-		if err := w.create(ctx, &want, "created before the namespace's first pod"); err != nil {
+		// AlreadyExists: the cache lags a write of the reconciler's, or the
+		// policy lost its label; either way it exists, and the reconciler
+		// restores its content.
+		if err := w.create(ctx, &want, "created before the namespace's first pod"); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	}
