@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -184,4 +185,55 @@ func TestBaselineThroughWarnOverride(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, res.Stderr)
 	}
 	eventually(t, "allow-dns restored", func() bool { return s.admin.Get(ctx, key, &networkingv1.NetworkPolicy{}) == nil })
+}
+
+// TestNoPodBeforeItsBaseline creates a namespace and a pod in one kubectl
+// call, racing the reconciler: whichever side creates the baseline, it
+// must be in etcd before the pod. (resourceVersions are etcd revisions:
+// a smaller one was written earlier.)
+func TestNoPodBeforeItsBaseline(t *testing.T) {
+	s := needSuite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 5 {
+		name := "race-" + string(rune('a'+i))
+		res, err := s.kubectl["alice"].Run(ctx, `
+apiVersion: v1
+kind: Namespace
+metadata: {name: `+name+`, labels: {owner: team-r, env: dev, data-classification: pci}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: first, namespace: `+name+`, labels: {app: first, tier: backend}}
+spec: {containers: [{name: c, image: registry.example/x:1}]}
+`, "create", "-f", "-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Exit != 0 {
+			t.Fatalf("create %s: exit %d: %s", name, res.Exit, res.Stderr)
+		}
+		pod := &corev1.Pod{}
+		if err := s.admin.Get(ctx, client.ObjectKey{Namespace: name, Name: "first"}, pod); err != nil {
+			t.Fatal(err)
+		}
+		for _, pol := range []string{rules.PolicyDefaultDeny, rules.PolicyAllowDNS} {
+			np := &networkingv1.NetworkPolicy{}
+			if err := s.admin.Get(ctx, client.ObjectKey{Namespace: name, Name: pol}, np); err != nil {
+				t.Fatalf("%s/%s: %v", name, pol, err)
+			}
+			if rv(t, np.ResourceVersion) >= rv(t, pod.ResourceVersion) {
+				t.Errorf("%s/%s written at revision %s, after the pod (%s)", name, pol, np.ResourceVersion, pod.ResourceVersion)
+			}
+		}
+	}
+}
+
+func rv(t *testing.T, s string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("resourceVersion %q: %v", s, err)
+	}
+	return n
 }
