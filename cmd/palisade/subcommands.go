@@ -7,6 +7,7 @@ func subcommands() []*cobra.Command {
 	return []*cobra.Command{
 		newWebhookCommand(runWebhook),
 		newAuditCommand(),
+		newRulesCommand(),
 		newVersionCommand(),
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/palisade-dev/palisade/audit"
 	"github.com/palisade-dev/palisade/rules"
+	"github.com/palisade-dev/palisade/rules/gatekeeper"
 	"github.com/palisade-dev/palisade/webhook"
 )
 
@@ -21,6 +22,7 @@ import (
 type webhookConfig struct {
 	kubeconfig     string
 	standard       string
+	rulesDir       string
 	auditFile      string
 	auditStdout    bool
 	auditFsync     bool
@@ -63,6 +65,7 @@ written as one hash-chained JSON line (stdout and/or --audit-file).`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else in-cluster)")
 	f.StringVar(&cfg.standard, "standard", "", "labeling standard YAML file (default: the embedded default standard)")
+	f.StringVar(&cfg.rulesDir, "rules", "", "directory of custom Gatekeeper ConstraintTemplates and Constraints (Rego or CEL), evaluated in-process")
 	f.StringVar(&cfg.auditFile, "audit-file", "", "append decision records to this file (hash-chained; resumed on restart)")
 	f.BoolVar(&cfg.auditStdout, "audit-stdout", true, "write decision records to stdout")
 	f.BoolVar(&cfg.auditFsync, "audit-fsync", false, "fsync --audit-file after every record")
@@ -90,6 +93,14 @@ func runWebhook(ctx context.Context, cfg webhookConfig) error {
 	if err != nil {
 		return usageError{fmt.Errorf("load standard: %w", err)}
 	}
+	var custom webhook.CustomRuleReviewer
+	if cfg.rulesDir != "" {
+		cr, err := gatekeeper.LoadCustomRules(ctx, cfg.rulesDir)
+		if err != nil {
+			return usageError{err}
+		}
+		custom = cr
+	}
 	restCfg, err := restConfig(cfg.kubeconfig)
 	if err != nil {
 		return err
@@ -111,6 +122,7 @@ func runWebhook(ctx context.Context, cfg webhookConfig) error {
 			Recorder:       recorder,
 			Namespace:      cfg.namespace,
 			ServiceAccount: cfg.serviceAccount,
+			CustomRules:    custom,
 			Log:            log,
 		},
 		Host: cfg.host, Port: cfg.port, CertDir: cfg.certDir,

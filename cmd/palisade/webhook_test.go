@@ -29,9 +29,9 @@ func TestWebhookFlags(t *testing.T) {
 		},
 		{
 			name: "everything set",
-			args: []string{"--kubeconfig=k", "--standard=s.yaml", "--audit-file=a.jsonl", "--audit-stdout=false", "--audit-fsync", "--cert-dir=/c", "--host=127.0.0.1", "--port=8443",
+			args: []string{"--kubeconfig=k", "--standard=s.yaml", "--rules=r", "--audit-file=a.jsonl", "--audit-stdout=false", "--audit-fsync", "--cert-dir=/c", "--host=127.0.0.1", "--port=8443",
 				"--metrics-bind-address=0", "--health-probe-bind-address=:9", "--namespace=p", "--service-account=system:serviceaccount:p:w"},
-			want: webhookConfig{kubeconfig: "k", standard: "s.yaml", auditFile: "a.jsonl", auditFsync: true, certDir: "/c", host: "127.0.0.1", port: 8443,
+			want: webhookConfig{kubeconfig: "k", standard: "s.yaml", rulesDir: "r", auditFile: "a.jsonl", auditFsync: true, certDir: "/c", host: "127.0.0.1", port: 8443,
 				metricsAddr: "0", healthAddr: ":9", namespace: "p", serviceAccount: "system:serviceaccount:p:w"},
 		},
 		{name: "bad port", args: []string{"--port=70000"}, wantErr: "--port 70000: want 1-65535"},
@@ -76,5 +76,17 @@ func TestWebhookRejectsBadStandardBeforeServing(t *testing.T) {
 	}
 	if want := path + ":6: "; !strings.Contains(errOut.String(), want) || !strings.Contains(errOut.String(), `unknown field "labelz"`) {
 		t.Errorf("stderr %q does not name %q and the unknown field", errOut.String(), want)
+	}
+}
+
+func TestWebhookRejectsBadRulesDirBeforeServing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: x}\nspec: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	code := execute(context.Background(), newRootCommand(), []string{"webhook", "--rules", dir, "--kubeconfig", "/nonexistent"}, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "broken.yaml") {
+		t.Fatalf("exit %d, stderr %q: want 2 naming broken.yaml", code, errOut.String())
 	}
 }
