@@ -89,8 +89,8 @@ func TestBaselinePolicies(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		PolicyDefaultDeny: "podSelector: {}\npolicyTypes:\n- Ingress\n- Egress\n",
-		PolicyAllowDNS: "egress:\n- ports:\n  - port: 53\n    protocol: UDP\n  - port: 53\n    protocol: TCP\n  to:\n  - namespaceSelector:\n      matchLabels:\n        kubernetes.io/metadata.name: kube-system\n    podSelector:\n      matchLabels:\n        k8s-app: kube-dns\npodSelector: {}\npolicyTypes:\n- Egress\n",
+		PolicyDefaultDeny:        "podSelector: {}\npolicyTypes:\n- Ingress\n- Egress\n",
+		PolicyAllowDNS:           "egress:\n- ports:\n  - port: 53\n    protocol: UDP\n  - port: 53\n    protocol: TCP\n  to:\n  - namespaceSelector:\n      matchLabels:\n        kubernetes.io/metadata.name: kube-system\n    podSelector:\n      matchLabels:\n        k8s-app: kube-dns\npodSelector: {}\npolicyTypes:\n- Egress\n",
 		PolicyAllowSameNamespace: "ingress:\n- from:\n  - podSelector: {}\npodSelector: {}\npolicyTypes:\n- Ingress\n",
 	}
 	for _, np := range BaselinePolicies("web", std.ProfileFor(map[string]string{"data-classification": "public"})) {
