@@ -58,7 +58,17 @@ func (d *decider) handler(webhook string, validating bool, judge judgeFunc) admi
 
 func (d *decider) decide(ctx context.Context, webhook string, validating bool, req admission.Request, judge judgeFunc) admission.Response {
 	start := time.Now()
-	v, err := judge(ctx, req)
+	var v verdict
+	var err error
+	if governedKinds[webhook][req.Kind.Group+"/"+req.Kind.Kind] {
+		v, err = judge(ctx, req)
+	} else {
+		// A misrouted request (a configuration edited by hand): judging a
+		// Service as a Pod would be nonsense, and blocking it would break
+		// whatever sent it.
+		d.opts.Log.Info("kind not governed on this path", "path", webhook, "kind", req.Kind.String(), "uid", req.UID)
+		v = verdict{note: "kind " + req.Kind.Group + "/" + req.Kind.Kind + " not governed by " + webhook}
+	}
 	if err == nil && validating && v.governed && d.opts.CustomRules != nil {
 		var custom []rules.Violation
 		custom, err = d.opts.CustomRules.Review(ctx, &req.AdmissionRequest, v.ns)
@@ -88,6 +98,16 @@ func (d *decider) decide(ctx context.Context, webhook string, validating bool, r
 		d.event(req, rec)
 	}
 	return resp
+}
+
+// governedKinds lists, per path, the group/kind each judge understands.
+var governedKinds = map[string]map[string]bool{
+	"mutate-namespaces":        {"/Namespace": true},
+	"validate-namespaces":      {"/Namespace": true},
+	"mutate-pods":              {"/Pod": true},
+	"validate-pods":            {"/Pod": true},
+	"validate-workloads":       {"apps/Deployment": true, "apps/StatefulSet": true, "apps/DaemonSet": true, "apps/ReplicaSet": true, "batch/Job": true, "batch/CronJob": true},
+	"validate-networkpolicies": {"networking.k8s.io/NetworkPolicy": true},
 }
 
 // respond applies the effective actions: any deny rejects, warn adds an

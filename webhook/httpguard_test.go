@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -68,5 +69,29 @@ func TestGovernedKindOnInternalErrorIsNotAllowed(t *testing.T) {
 	out, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(out), `"allowed":false`) || !strings.Contains(string(out), "decode pod") {
 		t.Errorf("response %s: want allowed=false with a decode error", out)
+	}
+}
+
+// TestUngovernedKindIsAllowedAndRecorded: a Service sent to the pod path
+// (a hand-edited configuration) is allowed, not judged as a pod.
+func TestUngovernedKindIsAllowedAndRecorded(t *testing.T) {
+	s := needSuite(t)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"svc-1","kind":{"group":"","version":"v1","kind":"Service"},"resource":{"group":"","version":"v1","resource":"services"},"namespace":"shop","name":"api","operation":"CREATE","userInfo":{"username":"alice"},"object":{"apiVersion":"v1","kind":"Service","metadata":{"name":"api"}}}}`
+	resp, err := c.Post("https://"+s.addr+webhook.PathValidatePods, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(out), `"allowed":true`) {
+		t.Fatalf("response %s: want allowed", out)
+	}
+	data, err := os.ReadFile(s.auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"requestUID":"svc-1"`) || !strings.Contains(string(data), "kind /Service not governed by validate-pods") {
+		t.Error("no decision record for the ungoverned request")
 	}
 }
