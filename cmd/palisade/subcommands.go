@@ -8,6 +8,7 @@ func subcommands() []*cobra.Command {
 		newWebhookCommand(runWebhook),
 		newAuditCommand(),
 		newRulesCommand(),
+		newCheckCommand(),
 		newVersionCommand(),
 	}
 }

@@ -1,0 +1,340 @@
+package datapath
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/palisade-dev/palisade/bpf"
+)
+
+// modelVerdict judges a new flow's first packet at an interface against
+// map contents the way bpf/include/policy.h does. passes includes
+// would-drops of audit endpoints; allowed does not.
+func modelVerdict(e Entries, ifindex uint32, dir uint8, addr netip.Addr, proto uint8, port uint16) (passes, allowed bool) {
+	ep, ok := e.Endpoints[ifindex]
+	if !ok {
+		return true, true // unmanaged
+	}
+	iso := fOut
+	if dir == uint8(bpf.PalisadeDirectionDIR_INGRESS) {
+		iso = fIn
+	}
+	if ep.Flags&iso == 0 {
+		return true, true
+	}
+	peer := modelLookup(e.IPs, addr)
+	if dir == uint8(bpf.PalisadeDirectionDIR_INGRESS) && peer == uint32(bpf.PalisadeIdentityIDENTITY_HOST) {
+		return true, true
+	}
+	if modelAllows(e, ep.Identity, peer, dir, proto, port) || modelAllows(e, ep.Identity, 0, dir, proto, port) {
+		return true, true
+	}
+	return ep.Flags&fAudit != 0, false
+}
+
+func modelLookup(ips map[bpf.PalisadeIpKey]bpf.PalisadeIdentityValue, addr netip.Addr) uint32 {
+	for bits := addr.BitLen(); bits >= 0; bits-- {
+		k, _ := bpf.NewIPKey(netip.PrefixFrom(addr, bits).Masked())
+		if v, ok := ips[k]; ok {
+			return v.Identity
+		}
+	}
+	return uint32(bpf.PalisadeIdentityIDENTITY_WORLD)
+}
+
+func modelAllows(e Entries, local, peer uint32, dir, proto uint8, port uint16) bool {
+	k := bpf.PalisadePolicyKey{LocalIdentity: local, PeerIdentity: peer, Direction: dir, Protocol: proto, Dport: port}
+	if port != 0 {
+		if e.Policy[k].Verdict == allow {
+			return true
+		}
+		k.Dport = 0
+	}
+	if e.Policy[k].Verdict == allow {
+		return true
+	}
+	if port != 0 {
+		for rk, v := range e.PolicyRanges {
+			bits := int(rk.Prefixlen) - 80
+			start := bpf.NetworkOrder16(rk.Dport) // an involution
+			if rk.LocalIdentity == local && rk.PeerIdentity == peer && rk.Direction == dir && rk.Protocol == proto &&
+				v.Verdict == allow && port>>(16-bits) == start>>(16-bits) {
+				return true
+			}
+		}
+	}
+	k.Protocol = 0
+	return e.Policy[k].Verdict == allow
+}
+
+// The small world random states are drawn from: nested prefixes, both
+// families, identities that rules can name.
+var (
+	worldPrefixes = []string{"10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "10.1.2.4/32", "10.2.0.5/32", "192.168.0.1/32", "fd00::/64", "fd00::1/128", "0.0.0.0/0"}
+	probeAddrs    = []string{"10.1.2.3", "10.1.2.4", "10.1.2.9", "10.1.3.1", "10.3.0.1", "10.2.0.5", "192.168.0.1", "8.8.8.8", "fd00::1", "fd00::2"}
+	peerIDs       = []uint32{1, 2, 256, 257, 258, 259, 1 << 24}
+	localIDs      = []uint32{256, 257, 258, 259}
+	protos        = []uint8{0, 6, 17}
+	ports         = []uint16{0, 80, 443}
+)
+
+func randomEntries(r *rand.Rand) Entries {
+	e := newEntries()
+	for _, p := range worldPrefixes {
+		if r.IntN(2) == 0 {
+			k, _ := bpf.NewIPKey(netip.MustParsePrefix(p))
+			e.IPs[k] = bpf.PalisadeIdentityValue{Identity: peerIDs[r.IntN(len(peerIDs))]}
+		}
+	}
+	for idx := uint32(1); idx <= 4; idx++ {
+		if r.IntN(4) == 0 {
+			continue
+		}
+		e.Endpoints[idx] = bpf.PalisadeEndpointValue{Identity: localIDs[r.IntN(len(localIDs))], Flags: uint32(r.IntN(8)), Revision: uint32(100 + r.IntN(3))}
+	}
+	for range r.IntN(12) {
+		proto := protos[r.IntN(len(protos))]
+		port := ports[r.IntN(len(ports))]
+		if proto == 0 {
+			port = 0
+		}
+		peer := uint32(0)
+		if r.IntN(3) > 0 {
+			peer = peerIDs[r.IntN(len(peerIDs))]
+		}
+		k := bpf.PalisadePolicyKey{LocalIdentity: localIDs[r.IntN(len(localIDs))], PeerIdentity: peer, Direction: uint8(1 + r.IntN(2)), Protocol: proto, Dport: port}
+		e.Policy[k] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: uint32(1 + r.IntN(3))}
+	}
+	for range r.IntN(2) {
+		keys, _ := bpf.NewPolicyRangeKeys(localIDs[r.IntN(len(localIDs))], peerIDs[r.IntN(len(peerIDs))], bpf.PalisadeDirection(1+r.IntN(2)), 6, 64, 511)
+		for _, k := range keys {
+			e.PolicyRanges[k] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 7}
+		}
+	}
+	if r.IntN(8) == 0 {
+		k, _ := bpf.NewIPKey(netip.MustParsePrefix("10.96.0.0/12"))
+		e.ServiceCIDRs[k] = bpf.PalisadeServiceValue{}
+	}
+	return e
+}
+
+type probe struct {
+	ifindex uint32
+	dir     uint8
+	addr    netip.Addr
+	proto   uint8
+	port    uint16
+}
+
+func (p probe) String() string {
+	return fmt.Sprintf("if%d dir%d %s proto%d port%d", p.ifindex, p.dir, p.addr, p.proto, p.port)
+}
+
+func allProbes() []probe {
+	var out []probe
+	for idx := uint32(1); idx <= 4; idx++ {
+		for dir := uint8(1); dir <= 2; dir++ {
+			for _, a := range probeAddrs {
+				for _, proto := range []uint8{6, 17} {
+					for _, port := range []uint16{80, 100, 443, 8080} {
+						out = append(out, probe{idx, dir, netip.MustParseAddr(a), proto, port})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestPlanNeverAllowsWhatNeitherStateAllows replays plans between random
+// map contents one element at a time and judges every probe after every
+// element: a packet may pass only if the old or the new contents let it
+// pass. It also checks that an endpoint keeping its revision judges every
+// probe as before, since its tracked flows are not judged again.
+func TestPlanNeverAllowsWhatNeitherStateAllows(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	probes := allProbes()
+	cases := 500
+	if testing.Short() {
+		cases = 100
+	}
+	for i := range cases {
+		old, next := randomEntries(r), randomEntries(r)
+		if r.IntN(3) == 0 {
+			// Small changes are the common case: mutate a copy.
+			next = old.clone()
+			mutate(r, &next)
+		}
+		for k, v := range next.Endpoints {
+			v.Revision = 0
+			next.Endpoints[k] = v
+		}
+		counter := uint32(1000)
+		ops, final := plan(old, next, func() uint32 { counter++; return counter })
+
+		type verdict struct{ oldPass, newPass bool }
+		want := make([]verdict, len(probes))
+		for j, p := range probes {
+			want[j].oldPass, _ = modelVerdict(old, p.ifindex, p.dir, p.addr, p.proto, p.port)
+			want[j].newPass, _ = modelVerdict(next, p.ifindex, p.dir, p.addr, p.proto, p.port)
+		}
+		cur := old.clone()
+		for _, o := range ops {
+			for n := 1; n <= o.len(); n++ {
+				mid := cur.clone()
+				applyOp(&mid, o, n)
+				for j, p := range probes {
+					if pass, _ := modelVerdict(mid, p.ifindex, p.dir, p.addr, p.proto, p.port); pass && !want[j].oldPass && !want[j].newPass {
+						t.Fatalf("case %d: after %d of %q, %s passes; neither state lets it", i, n, o.step, p)
+					}
+				}
+			}
+			applyOp(&cur, o, o.len())
+		}
+
+		// The maps end up holding next, with the planned revisions.
+		wantFinal := next.clone()
+		for k, v := range final {
+			wantFinal.Endpoints[k] = v
+		}
+		if !mapsEqual(cur, wantFinal) {
+			t.Fatalf("case %d: plan did not reach next:\n got %+v\nwant %+v", i, cur, wantFinal)
+		}
+		for idx, v := range final {
+			if v.Revision == 0 {
+				t.Fatalf("case %d: endpoint %d left at revision 0", i, idx)
+			}
+			o, ok := old.Endpoints[idx]
+			if !ok || o.Revision != v.Revision {
+				continue
+			}
+			for _, p := range probes {
+				if p.ifindex != idx {
+					continue
+				}
+				_, before := modelVerdict(old, p.ifindex, p.dir, p.addr, p.proto, p.port)
+				_, after := modelVerdict(next, p.ifindex, p.dir, p.addr, p.proto, p.port)
+				if before != after {
+					t.Fatalf("case %d: endpoint %d kept revision %d but %s changed from %v to %v", i, idx, v.Revision, p, before, after)
+				}
+			}
+		}
+	}
+}
+
+// mutate makes one or two small changes, like pod churn or a policy edit.
+func mutate(r *rand.Rand, e *Entries) {
+	for range 1 + r.IntN(2) {
+		switch r.IntN(5) {
+		case 0:
+			k, _ := bpf.NewIPKey(netip.MustParsePrefix(worldPrefixes[r.IntN(len(worldPrefixes))]))
+			if r.IntN(2) == 0 {
+				delete(e.IPs, k)
+			} else {
+				e.IPs[k] = bpf.PalisadeIdentityValue{Identity: peerIDs[r.IntN(len(peerIDs))]}
+			}
+		case 1:
+			idx := uint32(1 + r.IntN(4))
+			if ep, ok := e.Endpoints[idx]; ok {
+				ep.Flags ^= 1 << r.IntN(3)
+				e.Endpoints[idx] = ep
+			}
+		case 2:
+			for k := range e.Policy {
+				delete(e.Policy, k)
+				break
+			}
+		case 3:
+			k := bpf.PalisadePolicyKey{LocalIdentity: localIDs[r.IntN(len(localIDs))], PeerIdentity: peerIDs[r.IntN(len(peerIDs))], Direction: uint8(1 + r.IntN(2)), Protocol: 6, Dport: 80}
+			e.Policy[k] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 9}
+		case 4:
+			idx := uint32(1 + r.IntN(4))
+			if ep, ok := e.Endpoints[idx]; ok {
+				ep.Identity = localIDs[r.IntN(len(localIDs))]
+				e.Endpoints[idx] = ep
+			}
+		}
+	}
+}
+
+func mapsEqual(a, b Entries) bool {
+	return equalMaps(a.IPs, b.IPs) && equalMaps(a.Endpoints, b.Endpoints) && equalMaps(a.Policy, b.Policy) &&
+		equalMaps(a.PolicyRanges, b.PolicyRanges) && equalMaps(a.ServiceCIDRs, b.ServiceCIDRs)
+}
+
+func equalMaps[K, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPlanKeepsRevisionsOfUntouchedEndpoints(t *testing.T) {
+	k := func(p string) bpf.PalisadeIpKey { return ipKey(t, p) }
+	base := newEntries()
+	base.IPs[k("10.0.0.2/32")] = bpf.PalisadeIdentityValue{Identity: 256}
+	base.IPs[k("10.0.0.3/32")] = bpf.PalisadeIdentityValue{Identity: 257}
+	base.Endpoints[1] = bpf.PalisadeEndpointValue{Identity: 256, Flags: fIn, Revision: 5}
+	base.Endpoints[2] = bpf.PalisadeEndpointValue{Identity: 257, Flags: fIn, Revision: 6}
+	// 256 accepts 257 on TCP 80; 257 accepts anyone on TCP 443.
+	base.Policy[bpf.PalisadePolicyKey{LocalIdentity: 256, PeerIdentity: 257, Direction: 1, Protocol: 6, Dport: 80}] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 1}
+	base.Policy[bpf.PalisadePolicyKey{LocalIdentity: 257, Direction: 1, Protocol: 6, Dport: 443}] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 2}
+
+	cases := []struct {
+		name   string
+		change func(e *Entries)
+		bumped []uint32
+	}{
+		{"nothing", func(*Entries) {}, nil},
+		{"new pod address of a new identity", func(e *Entries) { e.IPs[k("10.0.0.9/32")] = bpf.PalisadeIdentityValue{Identity: 300} }, nil},
+		{"new pod address of a named peer", func(e *Entries) { e.IPs[k("10.0.0.9/32")] = bpf.PalisadeIdentityValue{Identity: 257} }, []uint32{1}},
+		{"rule of one identity", func(e *Entries) {
+			e.Policy[bpf.PalisadePolicyKey{LocalIdentity: 257, Direction: 1, Protocol: 17}] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 3}
+		}, []uint32{2}},
+		{"rule id only", func(e *Entries) {
+			e.Policy[bpf.PalisadePolicyKey{LocalIdentity: 257, Direction: 1, Protocol: 6, Dport: 443}] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 9}
+		}, nil},
+		{"flags", func(e *Entries) { e.Endpoints[2] = bpf.PalisadeEndpointValue{Identity: 257, Flags: fIn | fOut} }, []uint32{2}},
+		{"host address", func(e *Entries) { e.IPs[k("10.0.0.1/32")] = bpf.PalisadeIdentityValue{Identity: 2} }, []uint32{1, 2}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			next := base.clone()
+			for idx, v := range next.Endpoints {
+				v.Revision = 0
+				next.Endpoints[idx] = v
+			}
+			c.change(&next)
+			rev := uint32(100)
+			_, final := plan(base, next, func() uint32 { rev++; return rev })
+			var bumped []uint32
+			for _, idx := range []uint32{1, 2} {
+				if final[idx].Revision != base.Endpoints[idx].Revision {
+					bumped = append(bumped, idx)
+					if final[idx].Revision <= 100 {
+						t.Errorf("endpoint %d revision %d not from the counter", idx, final[idx].Revision)
+					}
+				}
+			}
+			if fmt.Sprint(bumped) != fmt.Sprint(c.bumped) {
+				t.Errorf("bumped %v, want %v", bumped, c.bumped)
+			}
+		})
+	}
+}
+
+func TestPlanOfEqualEntriesIsEmpty(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	e := randomEntries(r)
+	ops, _ := plan(e, e.clone(), func() uint32 { t.Fatal("revision taken for no change"); return 0 })
+	if len(ops) != 0 {
+		t.Errorf("plan for no change has %d ops: %+v", len(ops), ops)
+	}
+}
