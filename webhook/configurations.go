@@ -108,91 +108,44 @@ func WebhookConfigurations(o ConfigurationOptions) (*admissionregistrationv1.Mut
 			"(has(oldObject.spec.jobTemplate) ? oldObject.spec.jobTemplate.spec.template.metadata : oldObject.spec.template.metadata)",
 	}}
 
+	// hook fills what every webhook shares: the service path, the
+	// exclusions, fail-closed, the timeout and the side-effect class.
+	hook := func(name, path string, rules []admissionregistrationv1.RuleWithOperations, conds []admissionregistrationv1.MatchCondition) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name: name, ClientConfig: client(path), Rules: rules, MatchConditions: conds,
+			FailurePolicy: &fail, MatchPolicy: &equivalent, NamespaceSelector: selector, SideEffects: &sideEffects,
+			TimeoutSeconds: &timeout, AdmissionReviewVersions: versions,
+		}
+	}
+	mutate := func(w admissionregistrationv1.ValidatingWebhook) admissionregistrationv1.MutatingWebhook {
+		return admissionregistrationv1.MutatingWebhook{
+			Name: w.Name, ClientConfig: w.ClientConfig, Rules: w.Rules, MatchConditions: w.MatchConditions,
+			FailurePolicy: w.FailurePolicy, MatchPolicy: w.MatchPolicy, NamespaceSelector: w.NamespaceSelector, SideEffects: w.SideEffects,
+			TimeoutSeconds: w.TimeoutSeconds, AdmissionReviewVersions: w.AdmissionReviewVersions, ReinvocationPolicy: &never,
+		}
+	}
+	namespaces := []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"namespaces"}, create, update)}
+	labels := map[string]string{"app.kubernetes.io/name": "palisade"}
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
-		ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName, Labels: map[string]string{"app.kubernetes.io/name": "palisade"}},
+		ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName, Labels: labels},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{
-			{
-				Name:                    "namespaces.mutate.palisade.dev",
-				ClientConfig:            client(PathMutateNamespaces),
-				Rules:                   []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"namespaces"}, create, update)},
-				FailurePolicy:           &fail,
-				MatchPolicy:             &equivalent,
-				NamespaceSelector:       selector,
-				SideEffects:             &sideEffects,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: versions,
-				ReinvocationPolicy:      &never,
-				MatchConditions:         labelsChanged,
-			},
-			{
-				Name:                    "pods.mutate.palisade.dev",
-				ClientConfig:            client(PathMutatePods),
-				Rules:                   []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"pods"}, create)},
-				FailurePolicy:           &fail,
-				MatchPolicy:             &equivalent,
-				NamespaceSelector:       selector,
-				SideEffects:             &sideEffects,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: versions,
-				ReinvocationPolicy:      &never,
-			},
+			mutate(hook("namespaces.mutate.palisade.dev", PathMutateNamespaces, namespaces, labelsChanged)),
+			mutate(hook("pods.mutate.palisade.dev", PathMutatePods, []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"pods"}, create)}, nil)),
 		},
 	}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
-		ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName, Labels: map[string]string{"app.kubernetes.io/name": "palisade"}},
+		ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName, Labels: labels},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			{
-				Name:                    "namespaces.validate.palisade.dev",
-				ClientConfig:            client(PathValidateNamespaces),
-				Rules:                   []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"namespaces"}, create, update)},
-				FailurePolicy:           &fail,
-				MatchPolicy:             &equivalent,
-				NamespaceSelector:       selector,
-				SideEffects:             &sideEffects,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: versions,
-				MatchConditions:         labelsChanged,
-			},
-			{
-				Name:                    "pods.validate.palisade.dev",
-				ClientConfig:            client(PathValidatePods),
-				Rules:                   []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"pods"}, create, update)},
-				FailurePolicy:           &fail,
-				MatchPolicy:             &equivalent,
-				NamespaceSelector:       selector,
-				SideEffects:             &sideEffects,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: versions,
-				MatchConditions:         labelsChanged,
-			},
-			{
-				Name:         "workloads.validate.palisade.dev",
-				ClientConfig: client(PathValidateWorkloads),
-				Rules: []admissionregistrationv1.RuleWithOperations{
-					rule("apps", "v1", []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, create, update),
-					rule("batch", "v1", []string{"jobs", "cronjobs"}, create, update),
-				},
-				FailurePolicy:           &fail,
-				MatchPolicy:             &equivalent,
-				NamespaceSelector:       selector,
-				SideEffects:             &sideEffects,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: versions,
-				MatchConditions:         templateChanged,
-			},
-			{
-				Name:                    "networkpolicies.validate.palisade.dev",
-				ClientConfig:            client(PathValidateNetworkPolicy),
-				Rules:                   []admissionregistrationv1.RuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, create, update, del)},
-				FailurePolicy:           &fail,
-				MatchPolicy:             &equivalent,
-				NamespaceSelector:       selector,
-				SideEffects:             &sideEffects,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: versions,
-			},
+			hook("namespaces.validate.palisade.dev", PathValidateNamespaces, namespaces, labelsChanged),
+			hook("pods.validate.palisade.dev", PathValidatePods, []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"pods"}, create, update)}, labelsChanged),
+			hook("workloads.validate.palisade.dev", PathValidateWorkloads, []admissionregistrationv1.RuleWithOperations{
+				rule("apps", "v1", []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, create, update),
+				rule("batch", "v1", []string{"jobs", "cronjobs"}, create, update),
+			}, templateChanged),
+			hook("networkpolicies.validate.palisade.dev", PathValidateNetworkPolicy,
+				[]admissionregistrationv1.RuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, create, update, del)}, nil),
 		},
 	}
 	return mutating, validating

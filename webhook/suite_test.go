@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,7 +25,7 @@ import (
 	"github.com/palisade-dev/palisade/webhook"
 )
 
-const serviceAccount = "system:serviceaccount:palisade-system:palisade-webhook"
+const serviceAccount = testenv.WebhookServiceAccount
 
 // suite is one real control plane with the webhook serving, shared by the
 // tests of this package (starting one costs seconds).
@@ -93,7 +92,7 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 	// A namespace that exists before Palisade is installed: the
 	// reconciler must give it its baseline.
 	legacy := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Labels: map[string]string{"owner": "ops", "env": "prod", "data-classification": "internal"}}}
-	for _, obj := range append([]client.Object{legacy, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "palisade-system"}}}, rbacObjects()...) {
+	for _, obj := range append([]client.Object{legacy}, testenv.RBAC()...) {
 		if err := admin.Create(ctx, obj); err != nil {
 			return nil, nil, fmt.Errorf("create %s: %w", obj.GetName(), err)
 		}
@@ -224,36 +223,4 @@ func waitTLS(ctx context.Context, addr string, done <-chan error) error {
 		}
 	}
 	return fmt.Errorf("webhook did not serve TLS on %s within 30s", addr)
-}
-
-// rbacObjects grants the webhook's service account what the chart grants
-// it, and alice (a developer) the built-in edit role plus namespace writes.
-func rbacObjects() []client.Object {
-	return []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook", Namespace: "palisade-system"}},
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook"}, Rules: webhook.ClusterRoleRules()},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "palisade-webhook"},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "palisade-webhook", Namespace: "palisade-system"}},
-		},
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "namespace-writer"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "update", "patch"}}}},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "developers-namespace-writer"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "namespace-writer"},
-			Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "developers", APIGroup: "rbac.authorization.k8s.io"}},
-		},
-		// The built-in edit role is aggregated by kube-controller-manager,
-		// which envtest does not run: spell out a developer's rights.
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "developer"}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps"}, Verbs: []string{"*"}},
-			{APIGroups: []string{"apps", "batch"}, Resources: []string{"*"}, Verbs: []string{"*"}},
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"*"}},
-		}},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "developers"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "developer"},
-			Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "developers", APIGroup: "rbac.authorization.k8s.io"}},
-		},
-	}
 }

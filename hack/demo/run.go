@@ -11,16 +11,14 @@ import (
 	"path/filepath"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/palisade-dev/palisade/internal/testenv"
 	"github.com/palisade-dev/palisade/webhook"
 )
 
-const serviceAccount = "system:serviceaccount:palisade-system:palisade-webhook"
+const serviceAccount = testenv.WebhookServiceAccount
 
 // demoOptions says where the parts are and whether to wait for Ctrl-C.
 type demoOptions struct {
@@ -172,29 +170,7 @@ func waitPort(ctx context.Context, addr string) error {
 }
 
 func installRBAC(ctx context.Context, c client.Client) error {
-	objs := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "palisade-system"}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook", Namespace: "palisade-system"}},
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook"}, Rules: webhook.ClusterRoleRules()},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "palisade-webhook"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "palisade-webhook"},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "palisade-webhook", Namespace: "palisade-system"}},
-		},
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "developer"}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps", "events"}, Verbs: []string{"*"}},
-			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"apps", "batch"}, Resources: []string{"*"}, Verbs: []string{"*"}},
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"*"}},
-		}},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "developers"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "developer"},
-			Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "developers", APIGroup: "rbac.authorization.k8s.io"}},
-		},
-	}
-	for _, o := range objs {
+	for _, o := range testenv.RBAC() {
 		if err := c.Create(ctx, o); err != nil {
 			return fmt.Errorf("create %T %s: %w", o, o.GetName(), err)
 		}
