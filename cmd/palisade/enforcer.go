@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/palisade-dev/palisade/enforcer"
+	"github.com/palisade-dev/palisade/enforcer/datapath"
+	"github.com/palisade-dev/palisade/rules"
+)
+
+// enforcerConfig is everything `palisade enforcer` takes from its flags.
+type enforcerConfig struct {
+	kubeconfig  string
+	nodeName    string
+	pinDir      string
+	standard    string
+	flowFile    string
+	flowStdout  bool
+	metricsAddr string
+	healthAddr  string
+	// hostIPs is nil unless --host-ips is given: then the Node object's
+	// addresses are not read.
+	hostIPs []netip.Addr
+	netns   string
+}
+
+func newEnforcerCommand(run func(context.Context, enforcerConfig) error) *cobra.Command {
+	cfg := enforcerConfig{}
+	var hostIPs []string
+	cmd := &cobra.Command{
+		Use:   "enforcer",
+		Short: "Enforce NetworkPolicies on this node with eBPF",
+		Long: `Runs on every node (a DaemonSet with host networking, root or CAP_BPF +
+CAP_NET_ADMIN): watches Pods, Namespaces and NetworkPolicies, compiles them into
+identity-keyed eBPF maps and keeps tcx programs on each local pod's host-side
+interface. What no policy allows is dropped in the kernel; each drop (and each
+would-drop in a namespace annotated palisade.dev/enforcement=audit) is one JSON
+flow record on stdout and/or --flow-file.
+
+Maps and links are pinned under --pin-dir: a restarted enforcer adopts them, so
+enforcement never lapses. Missing kernel features or privileges stop start-up
+with one error naming the feature.`,
+		Example: `  palisade enforcer --node-name "$NODE_NAME"
+  palisade enforcer --node-name node1 --netns /var/run/netns/node1 --host-ips 10.0.0.5 --flow-file /var/log/palisade/flows.jsonl`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if cfg.nodeName == "" {
+				return usageError{fmt.Errorf("--node-name: empty; set it or NODE_NAME (the downward API's spec.nodeName)")}
+			}
+			if hostIPs != nil {
+				cfg.hostIPs = []netip.Addr{}
+				for _, s := range hostIPs {
+					a, err := netip.ParseAddr(strings.TrimSpace(s))
+					if err != nil || a.Zone() != "" {
+						return usageError{fmt.Errorf("--host-ips: %q is not an IP address", s)}
+					}
+					cfg.hostIPs = append(cfg.hostIPs, a.Unmap())
+				}
+			}
+			if cfg.netns != "" && !strings.Contains(cfg.netns, "/") {
+				cfg.netns = filepath.Join("/var/run/netns", cfg.netns)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else in-cluster)")
+	f.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME, from the downward API)")
+	f.StringVar(&cfg.pinDir, "pin-dir", "", "where maps and links are pinned, on a bpf filesystem (default: "+datapath.DefaultPinRoot+"/<node-name>)")
+	f.StringVar(&cfg.standard, "standard", "", "labeling standard YAML file whose identity labels key identities (default: the embedded default standard)")
+	f.StringVar(&cfg.flowFile, "flow-file", "", "append flow records (JSON lines) to this file")
+	f.BoolVar(&cfg.flowStdout, "flow-stdout", true, "write flow records to stdout")
+	f.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":9962", `Prometheus metrics address ("0" disables)`)
+	f.StringVar(&cfg.healthAddr, "health-probe-bind-address", ":9963", `/healthz and /readyz address ("0" disables)`)
+	f.StringSliceVar(&hostIPs, "host-ips", nil, "the node's own addresses, comma-separated (default: the Node object's InternalIP and ExternalIP addresses)")
+	f.StringVar(&cfg.netns, "netns", "", "network namespace (path, or name under /var/run/netns) holding the pods' host-side interfaces (default: the enforcer's own)")
+	return cmd
+}
+
+// runEnforcer checks everything it can before touching the node: a bad
+// standard or flow file stops the process with exit 2.
+func runEnforcer(ctx context.Context, cfg enforcerConfig) error {
+	std := rules.Default()
+	if cfg.standard != "" {
+		var err error
+		if std, err = rules.Load(cfg.standard); err != nil {
+			return usageError{err}
+		}
+	}
+	restCfg, err := restConfig(cfg.kubeconfig)
+	if err != nil {
+		return err
+	}
+	var flows []io.Writer
+	if cfg.flowStdout {
+		flows = append(flows, os.Stdout)
+	}
+	if cfg.flowFile != "" {
+		f, err := os.OpenFile(cfg.flowFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return usageError{fmt.Errorf("open flow file: %w", err)}
+		}
+		defer f.Close()
+		flows = append(flows, f)
+	}
+	var flowOut io.Writer
+	if len(flows) > 0 {
+		flowOut = io.MultiWriter(flows...)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	agent, err := enforcer.New(restCfg, enforcer.Options{
+		NodeName:       cfg.nodeName,
+		IdentityLabels: std.Spec.IdentityLabels,
+		HostIPs:        cfg.hostIPs,
+		PinDir:         cfg.pinDir,
+		NetNS:          cfg.netns,
+		Flows:          flowOut,
+		Registerer:     reg,
+		MetricsAddr:    cfg.metricsAddr,
+		HealthAddr:     cfg.healthAddr,
+		Logger:         log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	return agent.Run(ctx)
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/palisade-dev/palisade/enforcer/datapath"
+)
+
+func TestEnforcerFlags(t *testing.T) {
+	defaults := func(c enforcerConfig) enforcerConfig {
+		if c.metricsAddr == "" {
+			c.metricsAddr = ":9962"
+		}
+		if c.healthAddr == "" {
+			c.healthAddr = ":9963"
+		}
+		c.flowStdout = true
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     string // NODE_NAME
+		want    enforcerConfig
+		wantErr string
+	}{
+		{name: "node name from the downward API", env: "node-a", want: defaults(enforcerConfig{nodeName: "node-a"})},
+		{name: "flag beats the environment", env: "node-a", args: []string{"--node-name=node-b"}, want: defaults(enforcerConfig{nodeName: "node-b"})},
+		{
+			name: "everything set",
+			args: []string{"--kubeconfig=k", "--node-name=n1", "--pin-dir=/sys/fs/bpf/x", "--standard=s.yaml", "--flow-file=f.jsonl", "--flow-stdout=false",
+				"--metrics-bind-address=127.0.0.1:1", "--health-probe-bind-address=0", "--host-ips=10.0.0.5, fd00::5,::ffff:10.0.0.6", "--netns=/run/netns/n1"},
+			want: enforcerConfig{kubeconfig: "k", nodeName: "n1", pinDir: "/sys/fs/bpf/x", standard: "s.yaml", flowFile: "f.jsonl",
+				metricsAddr: "127.0.0.1:1", healthAddr: "0", netns: "/run/netns/n1",
+				hostIPs: []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("fd00::5"), netip.MustParseAddr("10.0.0.6")}},
+		},
+		{name: "netns by name", args: []string{"--node-name=n", "--netns=node1"}, want: defaults(enforcerConfig{nodeName: "n", netns: "/var/run/netns/node1"})},
+		{name: "host IPs repeated", args: []string{"--node-name=n", "--host-ips=10.0.0.1", "--host-ips=10.0.0.2"},
+			want: defaults(enforcerConfig{nodeName: "n", hostIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}})},
+		{name: "no node name", wantErr: "--node-name: empty; set it or NODE_NAME"},
+		{name: "bad host IP", args: []string{"--node-name=n", "--host-ips=10.0.0.1,node1"}, wantErr: `--host-ips: "node1" is not an IP address`},
+		{name: "zoned host IP", args: []string{"--node-name=n", "--host-ips=fe80::1%eth0"}, wantErr: `--host-ips: "fe80::1%eth0" is not an IP address`},
+		{name: "flow-stdout not a bool", args: []string{"--node-name=n", "--flow-stdout=maybe"}, wantErr: `invalid argument "maybe" for "--flow-stdout"`},
+		{name: "no arguments", args: []string{"--node-name=n", "extra"}, wantErr: `unknown command "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NODE_NAME", tc.env)
+			var got enforcerConfig
+			called := false
+			cmd := newEnforcerCommand(func(_ context.Context, c enforcerConfig) error { got, called = c, true; return nil })
+			cmd.SetArgs(tc.args)
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.ExecuteContext(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if called {
+					t.Error("run was called despite the error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("config = %+v\nwant     %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Bad flags and input files exit 2, before the node or the cluster is
+// touched.
+func TestEnforcerUsageErrorsExit2(t *testing.T) {
+	dir := t.TempDir()
+	badStandard := filepath.Join(dir, "standard.yaml")
+	if err := os.WriteFile(badStandard, []byte("apiVersion: palisade.dev/v1alpha1\nkind: LabelingStandard\nmetadata: {name: x, version: '1'}\nspec:\n  identityLabels: [app]\n  labelz: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing node name", []string{"--node-name="}, "--node-name: empty"},
+		{"bad standard", []string{"--node-name=n", "--standard", badStandard}, badStandard + ":6: "},
+		{"bad host IP", []string{"--node-name=n", "--host-ips=x"}, `"x" is not an IP address`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var errOut bytes.Buffer
+			cmd := newEnforcerCommand(runEnforcer)
+			cmd.SilenceErrors, cmd.SilenceUsage = true, true
+			code := execute(context.Background(), cmd, tc.args, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q: want 2 naming %q", code, errOut.String(), tc.want)
+			}
+		})
+	}
+}
+
+// A node that cannot run the datapath stops start-up with one error naming
+// what is missing: here a pin directory outside any bpf filesystem.
+func TestEnforcerNamesMissingFeature(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	// A cluster nobody serves: start-up must fail before contacting it.
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := enforcerConfig{kubeconfig: kubeconfig, nodeName: "n1", pinDir: filepath.Join(t.TempDir(), "pins"), metricsAddr: "0", healthAddr: "0"}
+	err := runEnforcer(context.Background(), cfg)
+	if !errors.Is(err, datapath.ErrUnsupported) {
+		t.Fatalf("error %v does not wrap datapath.ErrUnsupported", err)
+	}
+	var mf *datapath.MissingFeatureError
+	if !errors.As(err, &mf) {
+		t.Fatalf("error %v names no feature", err)
+	}
+	want := "bpffs"
+	if os.Geteuid() != 0 {
+		want = "privileges"
+	}
+	if mf.Feature != want || !strings.Contains(err.Error(), "missing "+want) {
+		t.Errorf("error %q: want the missing feature %q named", err, want)
+	}
+}

@@ -1,0 +1,11 @@
+// Package e2e proves Palisade end to end: the real API server (envtest,
+// built from source by hack/envtest-assets.sh), the real `palisade
+// enforcer` binary as a process per node, and the real kernel, where nodes
+// and pods are network namespaces joined by veth pairs and real TCP and
+// UDP connections decide pass or fail.
+//
+// The package holds only tests; this file exists so that it builds.
+// Run it as root with KUBEBUILDER_ASSETS set (make test does both); it
+// skips with the reason otherwise, and fails instead when
+// PALISADE_REQUIRE_PRIVILEGED=1.
+package e2e
