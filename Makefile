@@ -8,10 +8,15 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1
 LDFLAGS := -s -w -X github.com/palisade-dev/palisade/internal/version.Version=$(VERSION)
 TEST_TIMEOUT ?= 30m
 
-.PHONY: build test generate verify-generate lint demo envtest-assets bench clean
+.PHONY: build image test generate verify-generate lint demo envtest-assets bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/palisade
+
+# OCI image tarball of the static binary, built without a Docker daemon
+# (kind load image-archive bin/palisade-image.tar).
+image:
+	$(GO) run ./hack/image -o bin/palisade-image.tar
 
 # The real kube-apiserver, etcd and kubectl, built from the Go module proxy.
 envtest-assets:

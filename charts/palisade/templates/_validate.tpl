@@ -1,0 +1,30 @@
+{{- /*
+Checks values.schema.json cannot express (relations between values); each
+failure names the values involved.
+*/ -}}
+{{- define "palisade.validate" -}}
+{{- $c := .Values.certs -}}
+{{- if and (eq $c.mode "secret") (not $c.secretName) -}}
+{{- fail "certs.secretName: required when certs.mode is \"secret\" (the kubernetes.io/tls Secret you provide)" -}}
+{{- end -}}
+{{- if and (eq $c.mode "secret") (not $c.caBundle) -}}
+{{- fail "certs.caBundle: required when certs.mode is \"secret\" (the PEM CA that signed your serving certificate; the API server verifies the webhook with it)" -}}
+{{- end -}}
+{{- if and (ne $c.mode "secret") $c.caBundle -}}
+{{- fail (printf "certs.caBundle: only used when certs.mode is \"secret\"; mode %q injects the CA itself" $c.mode) -}}
+{{- end -}}
+{{- if eq $c.mode "cert-manager" -}}
+{{- $d := trimSuffix "h" $c.certManager.duration | int -}}
+{{- $r := trimSuffix "h" $c.certManager.renewBefore | int -}}
+{{- $ca := trimSuffix "h" $c.certManager.caDuration | int -}}
+{{- if not (and (lt $r $d) (lt $d $ca)) -}}
+{{- fail (printf "certs.certManager: need renewBefore (%s) < duration (%s) < caDuration (%s)" $c.certManager.renewBefore $c.certManager.duration $c.certManager.caDuration) -}}
+{{- end -}}
+{{- end -}}
+{{- if has .Release.Namespace (list "kube-system" "kube-public" "kube-node-lease") -}}
+{{- fail (printf "release namespace %q: install Palisade in its own namespace (e.g. palisade-system), not a system namespace" .Release.Namespace) -}}
+{{- end -}}
+{{- if has .Values.tests.namespace (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace) -}}
+{{- fail (printf "tests.namespace %q: must be a governed namespace (not a system namespace nor the release namespace), or helm test cannot see a denial" .Values.tests.namespace) -}}
+{{- end -}}
+{{- end -}}
