@@ -59,7 +59,13 @@ func (l *errorList) render(it lineError) string {
 		b.WriteString(": ")
 	}
 	b.WriteString(it.msg)
-	return b.String()
+	out := b.String()
+	if hasLineBreak(out) {
+		// Paths and reasons echo the document's own keys and values; one
+		// holding a line break must not split a problem across lines.
+		out = strings.NewReplacer("\r", `\r`, "\n", `\n`, "\u0085", `\u0085`, "\u2028", `\u2028`, "\u2029", `\u2029`).Replace(out)
+	}
+	return out
 }
 
 // displayPath drops the "spec." every rule lives under: authors think of

@@ -15,7 +15,7 @@ func (e *Evaluator) Namespace(ns *corev1.Namespace) []Violation {
 	object := ""
 	obj := func() string {
 		if object == "" {
-			object = "namespace " + ns.Name
+			object = "namespace " + showValue(ns.Name)
 		}
 		return object
 	}
@@ -57,17 +57,18 @@ func (e *Evaluator) Pod(object string, labels map[string]string, ns *corev1.Name
 			nsv, nsHas := ns.Labels[r.key]
 			switch {
 			case own && r.match && !nsHas:
+				nsName := showValue(ns.Name)
 				out = append(out, e.labelViolation(r, object,
-					"label "+r.shownKey+"="+quoteValue(v)+" but namespace "+ns.Name+" has no label "+r.shownKey,
-					"remove label "+r.shownKey+" or label namespace "+ns.Name+" "+r.shownKey+"="+v, ns))
+					"label "+r.shownKey+"="+quoteValue(v)+" but namespace "+nsName+" has no label "+r.shownKey,
+					"remove label "+r.shownKey+" or label namespace "+nsName+" "+r.shownKey+"="+showValue(v), ns))
 				continue
 			case own && r.match && nsv != v:
-				fix := "set " + r.shownKey + " to " + nsv
+				fix := "set " + r.shownKey + " to " + showValue(nsv)
 				if r.inherit {
-					fix = "remove label " + r.shownKey + " (it is inherited) or set it to " + nsv
+					fix = "remove label " + r.shownKey + " (it is inherited) or set it to " + showValue(nsv)
 				}
 				out = append(out, e.labelViolation(r, object,
-					"label "+r.shownKey+"="+quoteValue(v)+" differs from namespace "+ns.Name+" "+r.shownKey+"="+quoteValue(nsv), fix, ns))
+					"label "+r.shownKey+"="+quoteValue(v)+" differs from namespace "+showValue(ns.Name)+" "+r.shownKey+"="+quoteValue(nsv), fix, ns))
 				continue
 			case !own && r.inherit && nsHas:
 				v, own = nsv, true
@@ -87,8 +88,9 @@ func (e *Evaluator) Pod(object string, labels map[string]string, ns *corev1.Name
 		if problem := r.checkValue(v); problem != "" {
 			fix := r.setFix
 			if fromNamespace {
-				problem += " (inherited from namespace " + ns.Name + ")"
-				fix = "fix namespace " + ns.Name + ": " + r.setFix
+				nsName := showValue(ns.Name)
+				problem += " (inherited from namespace " + nsName + ")"
+				fix = "fix namespace " + nsName + ": " + r.setFix
 			}
 			out = append(out, e.labelViolation(r, object, problem, fix, ns))
 		}

@@ -27,7 +27,7 @@ func (e *Evaluator) NetworkPolicy(np *networkingv1.NetworkPolicy, ns *corev1.Nam
 	if nsName == "" && ns != nil {
 		nsName = ns.Name
 	}
-	j := netpolJudge{e: e, np: np, ns: ns, nsName: nsName, object: "networkpolicy " + nsName + "/" + np.Name}
+	j := netpolJudge{e: e, np: np, ns: ns, nsName: nsName, object: "networkpolicy " + showValue(nsName) + "/" + showValue(np.Name)}
 	for _, c := range e.netpol {
 		if !e.appliesIn(c, ns) {
 			continue
@@ -245,10 +245,10 @@ func (j *netpolJudge) regulatedAllNamespaces() {
 	if !policyAffects(j.np, networkingv1.PolicyTypeIngress) {
 		return
 	}
-	why := "namespace " + j.nsName + " is regulated"
+	why := "namespace " + showValue(j.nsName) + " is regulated"
 	if j.ns != nil {
 		if class := j.ns.Labels[j.e.classificationLabel]; class != "" {
-			why = "namespace " + j.nsName + " holds " + class + " data"
+			why = "namespace " + showValue(j.nsName) + " holds " + showValue(class) + " data"
 		}
 	}
 	for i, r := range j.np.Spec.Ingress {

@@ -105,13 +105,21 @@ func (v *validator) identity() {
 		seen[k] = i
 	}
 	for i, pfx := range sp.ReservedPrefixes {
-		if strings.TrimSpace(pfx) == "" {
-			v.fail("spec.reservedPrefixes["+strconv.Itoa(i)+"]", "empty prefix would reserve every key")
+		p := "spec.reservedPrefixes[" + strconv.Itoa(i) + "]"
+		switch {
+		case strings.TrimSpace(pfx) == "":
+			v.fail(p, "empty prefix would reserve every key")
+		case hasLineBreak(pfx):
+			v.fail(p, "prefix must be one line; it is part of one-line messages")
 		}
 	}
 	for i, g := range sp.PrivilegedGroups {
-		if strings.TrimSpace(g) == "" {
-			v.fail("spec.privilegedGroups["+strconv.Itoa(i)+"]", "empty group name")
+		p := "spec.privilegedGroups[" + strconv.Itoa(i) + "]"
+		switch {
+		case strings.TrimSpace(g) == "":
+			v.fail(p, "empty group name")
+		case hasLineBreak(g):
+			v.fail(p, "group name must be one line; it is part of one-line messages")
 		}
 	}
 }
@@ -214,7 +222,7 @@ func (v *validator) labels() {
 		if r.Action != "" && !validAction(r.Action) {
 			v.failShown(base+".action", shown, "unknown action %s (one of: %s)", quoteValue(string(r.Action)), strings.Join(actionNames, ", "))
 		}
-		if strings.ContainsAny(r.Hint, "\r\n") {
+		if hasLineBreak(r.Hint) {
 			v.failShown(base+".hint", shown, "hint must be one line; it is part of one-line messages")
 		}
 	}
@@ -223,10 +231,16 @@ func (v *validator) labels() {
 func (v *validator) labelValues(base, shown string, r *LabelRule) {
 	var re *regexp.Regexp
 	if r.Pattern != "" {
-		if _, err := regexp.Compile(r.Pattern); err != nil {
+		var err error
+		if hasLineBreak(r.Pattern) {
+			v.failShown(base+".pattern", shown, `pattern must be one line (write a line break as \n); it is part of one-line messages`)
+		} else if _, err = regexp.Compile(r.Pattern); err == nil {
+			// The evaluator matches the anchored form, which nests one
+			// level deeper and can exceed the limits the bare one meets.
+			re, err = compileWhole(r.Pattern)
+		}
+		if err != nil {
 			v.failShown(base+".pattern", shown, "invalid pattern %s: %v", quoteValue(r.Pattern), err)
-		} else {
-			re, _ = compileWhole(r.Pattern)
 		}
 	}
 	seen := map[string]int{}
@@ -285,6 +299,9 @@ func (v *validator) profiles() {
 		}
 	}
 	undefined := func(path, name string) {
+		if len(defined) == 0 {
+			return // "definitions: missing" already says it
+		}
 		v.fail(path, "profile %s is not defined (defined: %s)", quoteValue(name), strings.Join(defined, ", "))
 	}
 	switch _, ok := p.Definitions[p.DefaultProfile]; {

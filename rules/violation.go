@@ -70,6 +70,28 @@ func showKey(k string) string {
 	return k
 }
 
+// showValue renders a user-supplied value or object name as is when it is
+// made of the characters a label value or object name may hold, and quoted
+// otherwise, like showKey: fixes read "set env to prod", yet a value holding
+// a line break must not forge a second message line.
+func showValue(s string) string {
+	if s == "" || len(s) > 253 {
+		return quoteValue(s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return quoteValue(s)
+		}
+	}
+	return s
+}
+
+// hasLineBreak reports whether s would break a one-line message.
+func hasLineBreak(s string) bool {
+	return strings.ContainsAny(s, "\r\n\u0085\u2028\u2029")
+}
+
 // joinOr renders [a b c] as "a, b or c".
 func joinOr(items []string) string {
 	switch len(items) {

@@ -86,3 +86,15 @@ quote(v) = q {
   count(v) > 80
   q := sprintf("%q...", [substring(v, 0, 80)])
 }
+
+# show renders a value or object name bare when it holds only the characters
+# a label value or name may hold, and quoted otherwise, as the native
+# evaluator does: a line break must not forge a second message line.
+show(v) = v {
+  regex.match("^[A-Za-z0-9._-]{1,253}$", v)
+}
+
+show(v) = q {
+  not regex.match("^[A-Za-z0-9._-]{1,253}$", v)
+  q := quote(v)
+}

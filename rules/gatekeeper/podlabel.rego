@@ -62,7 +62,7 @@ mismatch = msg {
   match_ns
   not ns_has
   v := labels[key]
-  msg := sprintf("label %s=%s but namespace %s has no label %s: remove label %s or label namespace %s %s=%s", [key, quote(v), ns_name, key, key, ns_name, key, v])
+  msg := sprintf("label %s=%s but namespace %s has no label %s: remove label %s or label namespace %s %s=%s", [key, quote(v), show(ns_name), key, key, show(ns_name), key, show(v)])
 }
 
 mismatch = msg {
@@ -70,17 +70,17 @@ mismatch = msg {
   v := labels[key]
   nv := ns_labels[key]
   v != nv
-  msg := sprintf("label %s=%s differs from namespace %s %s=%s: %s", [key, quote(v), ns_name, key, quote(nv), mismatch_fix(nv)])
+  msg := sprintf("label %s=%s differs from namespace %s %s=%s: %s", [key, quote(v), show(ns_name), key, quote(nv), mismatch_fix(nv)])
 }
 
 mismatch_fix(nv) = fix {
   inherit_ns
-  fix := sprintf("remove label %s (it is inherited) or set it to %s", [key, nv])
+  fix := sprintf("remove label %s (it is inherited) or set it to %s", [key, show(nv)])
 }
 
 mismatch_fix(nv) = fix {
   not inherit_ns
-  fix := sprintf("set %s to %s", [key, nv])
+  fix := sprintf("set %s to %s", [key, show(nv)])
 }
 
 # effective is the value judged: the pod's own, else the one it inherits.
@@ -129,7 +129,7 @@ problem = msg {
 
 bad_message(p) = msg {
   from_ns
-  msg := sprintf("%s (inherited from namespace %s): fix namespace %s: %s", [p, ns_name, ns_name, set_fix])
+  msg := sprintf("%s (inherited from namespace %s): fix namespace %s: %s", [p, show(ns_name), show(ns_name), set_fix])
 }
 
 bad_message(p) = msg {
