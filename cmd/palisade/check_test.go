@@ -59,7 +59,7 @@ func TestCheckBadInput(t *testing.T) {
 		{"missing file", []string{"-f", "does-not-exist.yaml"}, "does-not-exist.yaml: no such file or directory"},
 		{"unparsable manifest", []string{"-f", "../../enforcer/check/testdata/bad/not-yaml.yaml"}, "not-yaml.yaml: document 1: yaml: line 3"},
 		{"pod without ip", []string{"-f", "../../enforcer/check/testdata/bad/no-ip.yaml"}, "no-ip.yaml: document 1: Pod shop/web: status.podIP: Required value"},
-		{"invalid policy", []string{"-f", "../../enforcer/check/testdata/bad/invalid-policy.yaml"}, "invalid-policy.yaml: invalid networkpolicy shop/broken: spec.ingress[0].ports[0].port: Invalid value: 70000"},
+		{"invalid policy", []string{"-f", "../../enforcer/check/testdata/bad/invalid-policy.yaml"}, "invalid-policy.yaml: document 1: invalid networkpolicy shop/broken: spec.ingress[0].ports[0].port: Invalid value: 70000"},
 		{"bad expect file", []string{"-f", shopManifests, "--expect", writeTemp(t, "e.yaml", "results: [{from: shop/web, to: db/nope, port: 1, allowed: true}]")}, "--expect: read expectations: "},
 		{"missing expect file", []string{"-f", shopManifests, "--expect", "nope.yaml"}, "--expect: read expectations: stat nope.yaml"},
 	} {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
+	"github.com/palisade-dev/palisade/internal/netpolcases"
 )
 
 // benchPolicies isolate and open parts of the upstream x/y/z × a/b/c
@@ -41,13 +42,13 @@ spec:
 
 func benchCluster(b *testing.B) *Cluster {
 	b.Helper()
-	c := e2eCase{Ports: []int32{80, 81}, Protocols: []corev1.Protocol{"TCP", "UDP"}}
+	c := netpolcases.Case{Ports: []int32{80, 81}, Protocols: []corev1.Protocol{"TCP", "UDP"}}
 	for _, ns := range []string{"x", "y", "z"} {
 		for _, p := range []string{"a", "b", "c"} {
 			c.Pods = append(c.Pods, ns+"/"+p)
 		}
 	}
-	m, err := newE2EModel(&c, e2eFamilies[0])
+	m, err := netpolcases.NewModel(&c, netpolcases.Families()[0])
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,8 +56,8 @@ func benchCluster(b *testing.B) *Cluster {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m.objects.Policies = np.Policies
-	cl, err := FromObjects(m.objects)
+	m.Cluster.Policies = np.Policies
+	cl, err := FromObjects(m.Cluster)
 	if err != nil {
 		b.Fatal(err)
 	}

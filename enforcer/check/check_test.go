@@ -53,9 +53,9 @@ func TestLoadErrorsNameFileAndObject(t *testing.T) {
 	}{
 		{"unparsable", []string{"testdata/bad/not-yaml.yaml"}, []string{"testdata/bad/not-yaml.yaml: document 1", "yaml: line 3"}},
 		{"pod without ip", []string{"testdata/bad/no-ip.yaml"}, []string{"testdata/bad/no-ip.yaml: document 1: Pod shop/web: status.podIP: Required value"}},
-		{"invalid policy", []string{"testdata/bad/invalid-policy.yaml"}, []string{"testdata/bad/invalid-policy.yaml: invalid networkpolicy shop/broken: spec.ingress[0].ports[0].port: Invalid value: 70000"}},
-		{"defined in two files", []string{filepath.Join(dir, "dup")}, []string{"b.yaml: pod shop/web already defined in " + dupA}},
-		{"two pods one address", []string{sameIP}, []string{sameIP + ": invalid pod shop/b: address 10.0.0.1 also belongs to pod shop/a"}},
+		{"invalid policy", []string{"testdata/bad/invalid-policy.yaml"}, []string{"testdata/bad/invalid-policy.yaml: document 1: invalid networkpolicy shop/broken: spec.ingress[0].ports[0].port: Invalid value: 70000"}},
+		{"defined in two files", []string{filepath.Join(dir, "dup")}, []string{"b.yaml: document 1: Pod shop/web already defined at " + dupA + ": document 1"}},
+		{"two pods one address", []string{sameIP}, []string{sameIP + ": document 2: invalid pod shop/b: address 10.0.0.1 also belongs to pod shop/a"}},
 		{"no pods", []string{onlyNS}, []string{"no pods to probe"}},
 		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml: no such file or directory"}},
 		{"no paths", nil, []string{"no files given"}},

@@ -65,11 +65,33 @@ func (n *numberer) seed(key string, id uint32) {
 		return
 	}
 	n.ids[key] = id
-	if id >= n.next {
-		n.next = id + 1
-		if id == n.last {
-			n.next = n.first
-		}
+	n.reserve(id)
+}
+
+// claim seeds key with id unless id is outside the range, key already has
+// a number, or taken says another key holds id; it records id in taken.
+// Unlike a previous State, observations may disagree: the first wins.
+func (n *numberer) claim(key string, id uint32, taken map[uint32]bool) bool {
+	if id < n.first || id > n.last || taken[id] {
+		return false
+	}
+	if _, dup := n.ids[key]; dup {
+		return false
+	}
+	taken[id] = true
+	n.ids[key] = id
+	n.reserve(id)
+	return true
+}
+
+// reserve moves the next fresh number past id, if id is in the range.
+func (n *numberer) reserve(id uint32) {
+	if id < n.first || id > n.last || id < n.next {
+		return
+	}
+	n.next = id + 1
+	if id == n.last {
+		n.next = n.first
 	}
 }
 

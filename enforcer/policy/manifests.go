@@ -29,8 +29,9 @@ const maxManifestBytes = 64 << 20
 // checker from YAML or JSON files; a directory contributes every *.yaml,
 // *.yml and *.json file below it. Documents may be multi-document streams
 // and v1 List kinds. Documents of other kinds are listed in
-// Cluster.Ignored. Errors name the file and document; a pod without an IP
-// is an error, since the checker cannot place it.
+// Cluster.Ignored; Cluster.Sources records where each object was read, for
+// Cluster.Annotate. Errors name the file and document; a pod without an
+// IP is an error, since the checker cannot place it.
 func LoadManifests(paths ...string) (*Cluster, error) {
 	l := newManifestLoader()
 	for _, p := range paths {
@@ -88,12 +89,10 @@ func manifestFiles(path string) ([]string, error) {
 
 type manifestLoader struct {
 	cluster *Cluster
-	// seen maps "Kind ns/name" to where it was first defined.
-	seen map[string]string
 }
 
 func newManifestLoader() *manifestLoader {
-	return &manifestLoader{cluster: &Cluster{}, seen: map[string]string{}}
+	return &manifestLoader{cluster: &Cluster{Sources: map[ObjectRef]string{}}}
 }
 
 func (l *manifestLoader) readFile(path string) error {
@@ -167,7 +166,7 @@ func (l *manifestLoader) object(where string, js []byte) error {
 		if ns.Name == "" {
 			return fmt.Errorf("%s: Namespace: metadata.name: Required value", where)
 		}
-		if err := l.claim(where, "Namespace "+ns.Name); err != nil {
+		if err := l.claim(where, ObjectRef{Kind: "Namespace", Name: ns.Name}); err != nil {
 			return err
 		}
 		l.cluster.Namespaces = append(l.cluster.Namespaces, ns)
@@ -180,11 +179,11 @@ func (l *manifestLoader) object(where string, js []byte) error {
 			return fmt.Errorf("%s: Pod: metadata.name: Required value", where)
 		}
 		pod.Namespace = namespaceOf(pod.Namespace)
-		ref := pod.Namespace + "/" + pod.Name
+		ref := ObjectRef{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}
 		if pod.Status.PodIP == "" && len(pod.Status.PodIPs) == 0 {
-			return fmt.Errorf("%s: Pod %s: status.podIP: Required value: the checker needs each pod's address", where, ref)
+			return fmt.Errorf("%s: %s: status.podIP: Required value: the checker needs each pod's address", where, ref)
 		}
-		if err := l.claim(where, "Pod "+ref); err != nil {
+		if err := l.claim(where, ref); err != nil {
 			return err
 		}
 		l.cluster.Pods = append(l.cluster.Pods, pod)
@@ -197,7 +196,7 @@ func (l *manifestLoader) object(where string, js []byte) error {
 			return fmt.Errorf("%s: NetworkPolicy: metadata.name: Required value", where)
 		}
 		np.Namespace = namespaceOf(np.Namespace)
-		if err := l.claim(where, "NetworkPolicy "+np.Namespace+"/"+np.Name); err != nil {
+		if err := l.claim(where, ObjectRef{Kind: "NetworkPolicy", Namespace: np.Namespace, Name: np.Name}); err != nil {
 			return err
 		}
 		l.cluster.Policies = append(l.cluster.Policies, np)
@@ -217,11 +216,13 @@ func (l *manifestLoader) object(where string, js []byte) error {
 	return nil
 }
 
-func (l *manifestLoader) claim(where, what string) error {
-	if first, dup := l.seen[what]; dup {
-		return fmt.Errorf("%s: %s already defined at %s", where, what, first)
+// claim records where an object is defined; a second definition is an
+// error naming both places.
+func (l *manifestLoader) claim(where string, ref ObjectRef) error {
+	if first, dup := l.cluster.Sources[ref]; dup {
+		return fmt.Errorf("%s: %s already defined at %s", where, ref, first)
 	}
-	l.seen[what] = where
+	l.cluster.Sources[ref] = where
 	return nil
 }
 

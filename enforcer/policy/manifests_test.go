@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +115,55 @@ func FuzzReadManifests(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestManifestSourcesNameCompileErrors(t *testing.T) {
+	text := `apiVersion: v1
+kind: Namespace
+metadata: {name: x, annotations: {palisade.dev/enforcement: loud}}
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: a, namespace: x}, status: {podIP: 10.0.0.1}}
+- {apiVersion: v1, kind: Pod, metadata: {name: b, namespace: x}, status: {podIP: 10.0.0.1}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: x}
+spec: {podSelector: {}, ingress: [{ports: [{port: 0}]}]}
+`
+	c, err := ReadManifests("m.yaml", strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSources := map[ObjectRef]string{
+		{Kind: "Namespace", Name: "x"}:                     "m.yaml: document 1",
+		{Kind: "Pod", Namespace: "x", Name: "a"}:           "m.yaml: document 2 item 0",
+		{Kind: "Pod", Namespace: "x", Name: "b"}:           "m.yaml: document 2 item 1",
+		{Kind: "NetworkPolicy", Namespace: "x", Name: "p"}: "m.yaml: document 3",
+	}
+	if !maps.Equal(c.Sources, wantSources) {
+		t.Errorf("sources %v, want %v", c.Sources, wantSources)
+	}
+	_, err = Compile(c, Options{})
+	got := c.Annotate(err).Error()
+	for _, want := range []string{
+		"m.yaml: document 1: invalid namespace x: metadata.annotations",
+		"m.yaml: document 2 item 1: invalid pod x/b: address 10.0.0.1 also belongs to pod x/a",
+		"m.yaml: document 3: invalid networkpolicy x/p: spec.ingress[0].ports[0].port",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("annotated error %q\nlacks %q", got, want)
+		}
+	}
+	// Objects of no known source keep their errors as they are.
+	bare := &Cluster{Namespaces: c.Namespaces}
+	_, err = Compile(bare, Options{})
+	if got := bare.Annotate(err); got.Error() != err.Error() {
+		t.Errorf("annotated %q without sources: %q", err, got)
+	}
+	if (&Cluster{}).Annotate(nil) != nil {
+		t.Error("annotated no error into one")
+	}
 }

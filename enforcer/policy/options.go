@@ -41,4 +41,9 @@ type Cluster struct {
 	// Ignored lists documents the manifest loader read but does not
 	// compile ("file: document N: Kind ns/name"); Compile ignores it.
 	Ignored []string
+	// Sources says where the manifest loader read each object: "file:
+	// document N", with " item I" for an item of a List. Nil for objects
+	// that did not come from manifests; Compile ignores it, Annotate
+	// uses it to name the file in compile errors.
+	Sources map[ObjectRef]string
 }
