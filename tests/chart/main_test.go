@@ -19,6 +19,7 @@ import (
 // real control plane (it costs seconds to start).
 var (
 	admin       client.Client
+	sharedEnv   *envtest.Environment
 	envSkip     string
 	apiWarnings = &warnings{}
 )
@@ -60,6 +61,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer env.Stop() //nolint:errcheck // best effort at exit
+	sharedEnv = env
 	cfg.WarningHandlerWithContext = apiWarnings
 	if admin, err = client.New(cfg, client.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "create client:", err)
