@@ -12,6 +12,8 @@
 //     generated in-process into one Secret, the CA bundle injected into both
 //     webhook configurations, rotated well before expiry, written to a
 //     certificate directory that controller-runtime's certwatcher reloads.
+//     The Secret is owned by the webhook Service, so that deleting the
+//     Service (uninstalling the chart) lets the garbage collector delete it.
 //   - cert-manager (CertManagerObjects, CAInjectionAnnotations): the
 //     Issuer/Certificate chain and the cainjector annotation, for the chart.
 //   - Bring your own Secret (Provided): the user's Secret is checked and

@@ -158,9 +158,18 @@ func (m *Manager) pass(ctx context.Context, force func(inspection) step) (materi
 			return fmt.Errorf("settle secret %s: %w", key, err)
 		}
 		in, next = settledIn, n
+		owner, err := m.owner(ctx)
+		if err != nil {
+			return err
+		}
+		if sec != nil && sec.Type == corev1.SecretTypeTLS && owner != nil && !ownedBy(sec, owner) {
+			// A Secret from before owners were set, or from a Service
+			// since replaced: adopt it, or uninstalling leaves it behind.
+			reasons = append(reasons, "owner: service "+owner.Name+" (uid "+string(owner.UID)+")")
+		}
 		if len(reasons) > 0 || (sec != nil && sec.Type != corev1.SecretTypeTLS) {
 			m.o.Log.Info("updating webhook certificate secret", "secret", key.String(), "changes", strings.Join(reasons, "; "))
-			if err := m.writeSecret(ctx, sec, in.m); err != nil {
+			if err := m.writeSecret(ctx, sec, in.m, owner); err != nil {
 				return err
 			}
 		}
@@ -191,8 +200,55 @@ func (m *Manager) publish(ctx context.Context, mat material) error {
 	return nil
 }
 
-// writeSecret stores mat, on the resourceVersion of old when it exists.
-func (m *Manager) writeSecret(ctx context.Context, old *corev1.Secret, mat material) error {
+// owner is the webhook Service as the Secret's owner, or nil when the
+// Service does not exist. The Service is the chart's, so deleting the
+// release deletes it and the garbage collector then deletes the Secret,
+// which no chart lists. blockOwnerDeletion is false: nothing waits for the
+// Secret, and setting it true would need update on services/finalizers.
+func (m *Manager) owner(ctx context.Context) (*metav1.OwnerReference, error) {
+	svc := &corev1.Service{}
+	key := types.NamespacedName{Namespace: m.o.Namespace, Name: m.o.ServiceName}
+	if err := m.c.Get(ctx, key, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read service %s: %w", key, err)
+	}
+	block := false
+	return &metav1.OwnerReference{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID, BlockOwnerDeletion: &block}, nil
+}
+
+// ownedBy reports whether s names owner (by UID) among its owners.
+func ownedBy(s *corev1.Secret, owner *metav1.OwnerReference) bool {
+	for _, r := range s.OwnerReferences {
+		if r.UID == owner.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// withOwner returns refs with owner in place of any reference to a
+// Service of the same name (a Service since deleted and recreated).
+func withOwner(refs []metav1.OwnerReference, owner *metav1.OwnerReference) []metav1.OwnerReference {
+	out := []metav1.OwnerReference{*owner}
+	for _, r := range refs {
+		if r.UID == owner.UID || (r.Kind == owner.Kind && r.APIVersion == owner.APIVersion && r.Name == owner.Name) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// writeSecret stores mat, on the resourceVersion of old when it exists,
+// owned by owner. A Secret is never created without its owner: one created
+// while the Service is gone (a replica still running through an uninstall)
+// would outlive the release.
+func (m *Manager) writeSecret(ctx context.Context, old *corev1.Secret, mat material, owner *metav1.OwnerReference) error {
+	if owner == nil && (old == nil || old.Type != corev1.SecretTypeTLS) {
+		return fmt.Errorf("create secret %s/%s: webhook service %s/%s not found; the Secret is created only with the Service as its owner", m.o.Namespace, m.o.SecretName, m.o.Namespace, m.o.ServiceName)
+	}
 	fresh := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   m.o.Namespace,
@@ -215,6 +271,7 @@ func (m *Manager) writeSecret(ctx context.Context, old *corev1.Secret, mat mater
 		old = nil
 	}
 	if old == nil {
+		fresh.OwnerReferences = []metav1.OwnerReference{*owner}
 		if err := m.c.Create(ctx, fresh); err != nil {
 			return fmt.Errorf("create secret %s: %w", key, err)
 		}
@@ -227,6 +284,9 @@ func (m *Manager) writeSecret(ctx context.Context, old *corev1.Secret, mat mater
 	}
 	for k, v := range fresh.Annotations {
 		upd.Annotations[k] = v
+	}
+	if owner != nil {
+		upd.OwnerReferences = withOwner(upd.OwnerReferences, owner)
 	}
 	if err := m.c.Update(ctx, upd); err != nil {
 		return fmt.Errorf("update secret %s: %w", key, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/palisade-dev/palisade/certs"
@@ -24,6 +25,14 @@ func userSecret(t *testing.T, f *fixture, service string) *corev1.Secret {
 	o := f.options(dir)
 	o.SecretName, o.ServiceName = "scratch-"+service, service
 	o.Mutating, o.Validating = "", ""
+	// The Manager creates its Secret only for an existing Service (the owner).
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: service, Namespace: f.ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 443}}},
+	}
+	if err := admin.Create(ctx, svc); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	m, err := certs.NewManager(admin, o)
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,13 @@ import rbacv1 "k8s.io/api/rbac/v1"
 // RoleRules is what a Manager needs in Palisade's namespace (a Role, not
 // a ClusterRole: no Secret elsewhere is readable). create cannot be limited
 // to a name in RBAC; everything else is. delete is for replacing a Secret
-// of the wrong type, on the exact object read.
-func RoleRules(secretName string) []rbacv1.PolicyRule {
+// of the wrong type, on the exact object read. get on the webhook Service
+// is for the Secret's ownerReference (its UID).
+func RoleRules(secretName, serviceName string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{secretName}, Verbs: []string{"get", "list", "watch", "update", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"services"}, ResourceNames: []string{serviceName}, Verbs: []string{"get"}},
 	}
 }
 

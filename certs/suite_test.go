@@ -98,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}},
 		mutating, validating,
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "certs", Namespace: f.ns}, Rules: append(certs.RoleRules(secretName), certs.ProvidedRoleRules("user-tls")...)},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "certs", Namespace: f.ns}, Rules: append(certs.RoleRules(secretName, serviceName), certs.ProvidedRoleRules("user-tls")...)},
 		&rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "certs", Namespace: f.ns},
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "certs"},
@@ -109,6 +109,11 @@ func newFixture(t *testing.T) *fixture {
 			ObjectMeta: metav1.ObjectMeta{Name: f.ns + "-certs"},
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: f.ns + "-certs"},
 			Subjects:   []rbacv1.Subject{{Kind: "User", Name: user, APIGroup: "rbac.authorization.k8s.io"}},
+		},
+		// The webhook Service, owner of the self-managed Secret.
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: serviceName, Namespace: f.ns},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https-webhook", Port: 443}}},
 		},
 	}
 	for _, o := range objs {

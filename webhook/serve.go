@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -33,6 +34,13 @@ type ServeOptions struct {
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz ("0" disables). Default ":8081".
 	HealthAddr string
+	// Runnables run in the same manager as the server, e.g. the
+	// certificate manager that keeps CertDir current. Each must return
+	// when its context ends; an error stops the whole process.
+	Runnables []manager.Runnable
+	// ReadyChecks join the server's own check on /readyz (by name), e.g.
+	// "certificates": the replica gets traffic only once all pass.
+	ReadyChecks map[string]healthz.Checker
 }
 
 // Serve runs the admission server and the baseline reconciler until ctx
@@ -83,6 +91,16 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 	// the API server to a replica still loading its certificate.
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
+	}
+	for name, check := range o.ReadyChecks {
+		if err := mgr.AddReadyzCheck(name, check); err != nil {
+			return fmt.Errorf("add ready check %s: %w", name, err)
+		}
+	}
+	for _, r := range o.Runnables {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("add runnable: %w", err)
+		}
 	}
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run webhook: %w", err)

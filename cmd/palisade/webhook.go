@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/palisade-dev/palisade/audit"
 	"github.com/palisade-dev/palisade/rules"
@@ -33,6 +36,11 @@ type webhookConfig struct {
 	healthAddr     string
 	namespace      string
 	serviceAccount string
+	certMode       string
+	certSecret     string
+	serviceName    string
+	mutatingCfg    string
+	validatingCfg  string
 }
 
 func newWebhookCommand(run func(context.Context, webhookConfig) error) *cobra.Command {
@@ -42,7 +50,20 @@ func newWebhookCommand(run func(context.Context, webhookConfig) error) *cobra.Co
 		Short: "Run the admission webhook and the baseline policy reconciler",
 		Long: `Serves Palisade's mutating and validating admission webhook over TLS and keeps
 every governed namespace's baseline NetworkPolicies in place. Every decision is
-written as one hash-chained JSON line (stdout and/or --audit-file).`,
+written as one hash-chained JSON line (stdout and/or --audit-file).
+
+The serving certificate (--cert-mode) is in place before the server starts:
+  self-managed  a CA and a serving certificate generated into --cert-secret,
+                the CA injected into both webhook configurations, rotated
+                before expiry; the Secret is owned by --service-name, so
+                deleting the Service (helm uninstall) deletes it
+  cert-manager  the Secret cert-manager issues (--cert-secret), checked and
+                followed; cainjector fills the CA bundle
+  secret        your kubernetes.io/tls Secret (--cert-secret), checked and
+                followed; the CA bundle is yours to set
+  files         tls.crt and tls.key already in --cert-dir, put there by
+                someone else (local runs and tests); reloaded on change
+The replica reports ready (/readyz) only once it serves a certificate.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if cfg.port < 1 || cfg.port > 65535 {
@@ -54,7 +75,7 @@ written as one hash-chained JSON line (stdout and/or --audit-file).`,
 			if cfg.serviceAccount == "" {
 				cfg.serviceAccount = "system:serviceaccount:" + cfg.namespace + ":palisade-webhook"
 			}
-			return nil
+			return validateCertFlags(cfg)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg) },
 	}
@@ -76,6 +97,11 @@ written as one hash-chained JSON line (stdout and/or --audit-file).`,
 	f.StringVar(&cfg.healthAddr, "health-probe-bind-address", ":8081", `/healthz and /readyz address ("0" disables)`)
 	f.StringVar(&cfg.namespace, "namespace", ns, "Palisade's own namespace, never governed (default: $POD_NAMESPACE or palisade-system)")
 	f.StringVar(&cfg.serviceAccount, "service-account", "", "user name Palisade acts as, the only one allowed to write managed policies (default: system:serviceaccount:<namespace>:palisade-webhook)")
+	f.StringVar(&cfg.certMode, "cert-mode", certModeSelfManaged, "where the serving certificate comes from: "+strings.Join(certModes, ", "))
+	f.StringVar(&cfg.certSecret, "cert-secret", defaultCertSecret, "kubernetes.io/tls Secret in --namespace holding the serving certificate (self-managed: written; cert-manager, secret: read)")
+	f.StringVar(&cfg.serviceName, "service-name", defaultServiceName, "webhook Service in --namespace: the certificate must cover <service>.<namespace>.svc; self-managed: owns the Secret")
+	f.StringVar(&cfg.mutatingCfg, "mutating-configuration", webhook.MutatingConfigurationName, "MutatingWebhookConfiguration that gets the CA bundle (self-managed)")
+	f.StringVar(&cfg.validatingCfg, "validating-configuration", webhook.ValidatingConfigurationName, "ValidatingWebhookConfiguration that gets the CA bundle (self-managed)")
 	return cmd
 }
 
@@ -105,6 +131,28 @@ func runWebhook(ctx context.Context, cfg webhookConfig) error {
 	if err != nil {
 		return err
 	}
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
+	ctrl.SetLogger(log)
+	// The certificate is in place (and, self-managed, its CA in the
+	// configurations) before the server starts: the server cannot start
+	// without one, and one the API server cannot verify fails every
+	// governed admission.
+	src, err := newCertificateSource(cfg, restCfg, log)
+	if err != nil {
+		return err
+	}
+	serve := webhook.ServeOptions{}
+	if src == nil {
+		if err := checkCertDir(cfg.certDir); err != nil {
+			return err
+		}
+	} else {
+		if err := firstCertificate(ctx, src.Ensure, log, certificateWait); err != nil {
+			return err
+		}
+		serve.Runnables = []manager.Runnable{src}
+		serve.ReadyChecks = map[string]healthz.Checker{"certificates": src.Ready}
+	}
 	opts := audit.RecorderOptions{File: cfg.auditFile, SyncEachRecord: cfg.auditFsync}
 	if cfg.auditStdout {
 		opts.Stdout = os.Stdout
@@ -114,20 +162,17 @@ func runWebhook(ctx context.Context, cfg webhookConfig) error {
 		return err
 	}
 	defer recorder.Close()
-	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
-	ctrl.SetLogger(log)
-	return webhook.Serve(ctx, restCfg, webhook.ServeOptions{
-		Options: webhook.Options{
-			Evaluator:      evaluator,
-			Recorder:       recorder,
-			Namespace:      cfg.namespace,
-			ServiceAccount: cfg.serviceAccount,
-			CustomRules:    custom,
-			Log:            log,
-		},
-		Host: cfg.host, Port: cfg.port, CertDir: cfg.certDir,
-		MetricsAddr: cfg.metricsAddr, HealthAddr: cfg.healthAddr,
-	})
+	serve.Options = webhook.Options{
+		Evaluator:      evaluator,
+		Recorder:       recorder,
+		Namespace:      cfg.namespace,
+		ServiceAccount: cfg.serviceAccount,
+		CustomRules:    custom,
+		Log:            log,
+	}
+	serve.Host, serve.Port, serve.CertDir = cfg.host, cfg.port, cfg.certDir
+	serve.MetricsAddr, serve.HealthAddr = cfg.metricsAddr, cfg.healthAddr
+	return webhook.Serve(ctx, restCfg, serve)
 }
 
 // restConfig reads --kubeconfig, else $KUBECONFIG, else the in-cluster

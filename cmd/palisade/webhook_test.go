@@ -19,21 +19,40 @@ func TestWebhookFlags(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
-				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook"},
+			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
+				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook"}),
 		},
 		{
 			name: "namespace from the downward API", env: "sec",
-			want: webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
-				namespace: "sec", serviceAccount: "system:serviceaccount:sec:palisade-webhook"},
+			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
+				namespace: "sec", serviceAccount: "system:serviceaccount:sec:palisade-webhook"}),
 		},
 		{
 			name: "everything set",
 			args: []string{"--kubeconfig=k", "--standard=s.yaml", "--rules=r", "--audit-file=a.jsonl", "--audit-stdout=false", "--audit-fsync", "--cert-dir=/c", "--host=127.0.0.1", "--port=8443",
-				"--metrics-bind-address=0", "--health-probe-bind-address=:9", "--namespace=p", "--service-account=system:serviceaccount:p:w"},
+				"--metrics-bind-address=0", "--health-probe-bind-address=:9", "--namespace=p", "--service-account=system:serviceaccount:p:w",
+				"--cert-mode=cert-manager", "--cert-secret=edge-palisade-webhook-tls", "--service-name=edge-palisade-webhook",
+				"--mutating-configuration=m.example.com", "--validating-configuration=v"},
 			want: webhookConfig{kubeconfig: "k", standard: "s.yaml", rulesDir: "r", auditFile: "a.jsonl", auditFsync: true, certDir: "/c", host: "127.0.0.1", port: 8443,
-				metricsAddr: "0", healthAddr: ":9", namespace: "p", serviceAccount: "system:serviceaccount:p:w"},
+				metricsAddr: "0", healthAddr: ":9", namespace: "p", serviceAccount: "system:serviceaccount:p:w",
+				certMode: "cert-manager", certSecret: "edge-palisade-webhook-tls", serviceName: "edge-palisade-webhook", mutatingCfg: "m.example.com", validatingCfg: "v"},
 		},
+		{name: "secret mode", args: []string{"--cert-mode=secret", "--cert-secret=byo-serving"},
+			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
+				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook", certMode: "secret", certSecret: "byo-serving"})},
+		{name: "files mode", args: []string{"--cert-mode=files"},
+			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
+				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook", certMode: "files"})},
+		{name: "unknown cert mode", args: []string{"--cert-mode=selfmanaged"}, wantErr: `invalid --cert-mode: "selfmanaged" is not one of self-managed, cert-manager, secret, files`},
+		{name: "empty cert mode", args: []string{"--cert-mode="}, wantErr: `invalid --cert-mode: "" is not one of`},
+		{name: "secret name with capitals", args: []string{"--cert-secret=My-TLS"}, wantErr: `invalid --cert-secret: "My-TLS": a lowercase RFC 1123 subdomain`},
+		{name: "empty secret name", args: []string{"--cert-secret="}, wantErr: "invalid --cert-secret: empty"},
+		{name: "service name with a dot", args: []string{"--service-name=palisade.webhook"}, wantErr: `invalid --service-name: "palisade.webhook": a DNS-1035 label`},
+		{name: "service name starting with a digit", args: []string{"--service-name=1webhook"}, wantErr: `invalid --service-name: "1webhook"`},
+		{name: "mutating configuration name", args: []string{"--mutating-configuration=Palisade_Mutate"}, wantErr: `invalid --mutating-configuration: "Palisade_Mutate"`},
+		{name: "empty validating configuration", args: []string{"--validating-configuration="}, wantErr: "invalid --validating-configuration: empty"},
+		{name: "names are checked in every mode", args: []string{"--cert-mode=files", "--validating-configuration=-x"}, wantErr: `invalid --validating-configuration: "-x"`},
+		{name: "namespace not a label", args: []string{"--namespace=palisade.system"}, wantErr: `invalid --namespace: "palisade.system"`},
 		{name: "bad port", args: []string{"--port=70000"}, wantErr: "--port 70000: want 1-65535"},
 		{name: "not a number", args: []string{"--port=x"}, wantErr: `invalid argument "x" for "--port"`},
 		{name: "no args", args: []string{"extra"}, wantErr: `unknown command "extra"`},
@@ -59,6 +78,41 @@ func TestWebhookFlags(t *testing.T) {
 				t.Errorf("config = %+v\nwant     %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// withCertDefaults fills the certificate flags' defaults where c leaves
+// them empty: the chart's for a release named "palisade".
+func withCertDefaults(c webhookConfig) webhookConfig {
+	for _, f := range []struct {
+		field *string
+		def   string
+	}{
+		{&c.certMode, "self-managed"}, {&c.certSecret, "palisade-webhook-tls"}, {&c.serviceName, "palisade-webhook"},
+		{&c.mutatingCfg, "palisade-mutate"}, {&c.validatingCfg, "palisade-validate"},
+	} {
+		if *f.field == "" {
+			*f.field = f.def
+		}
+	}
+	return c
+}
+
+// TestWebhookBadCertFlagsExitTwo: a bad certificate flag is a usage error
+// (exit 2) naming the flag, before any cluster is needed.
+func TestWebhookBadCertFlagsExitTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"--cert-mode=vault"},
+		{"--cert-secret=UPPER"},
+		{"--service-name=a.b"},
+		{"--mutating-configuration="},
+	} {
+		var errOut bytes.Buffer
+		flag, _, _ := strings.Cut(args[0], "=")
+		code := execute(context.Background(), newRootCommand(), append([]string{"webhook", "--kubeconfig", "/nonexistent"}, args...), &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), "palisade: invalid "+flag+":") {
+			t.Errorf("%v: exit %d, stderr %q: want 2 and \"invalid %s:\"", args, code, errOut.String(), flag)
+		}
 	}
 }
 

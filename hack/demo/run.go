@@ -97,7 +97,7 @@ func run(ctx context.Context, o demoOptions) error {
 	auditFile := filepath.Join(dir, "decisions.jsonl")
 	wh := exec.CommandContext(ctx, o.palisade, "webhook",
 		"--kubeconfig", kubeconfigs["webhook"],
-		"--cert-dir", wio.LocalServingCertDir,
+		"--cert-mode", "files", "--cert-dir", wio.LocalServingCertDir,
 		"--host", wio.LocalServingHost, "--port", fmt.Sprint(wio.LocalServingPort),
 		"--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "0",
 		"--audit-file", auditFile, "--audit-stdout=false")

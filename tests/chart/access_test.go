@@ -62,7 +62,7 @@ func webhookCalls() []call {
 
 // certCalls are the requests of the certificate code in each mode
 // (certs.RoleRules, certs.ClusterRoleRules, certs.ProvidedRoleRules).
-func certCalls(mode, ns, secret string) []call {
+func certCalls(mode, ns, secret, service string) []call {
 	secretCall := func(verb, why string) call { return call{verb, "", "secrets", "", ns, secret, why} }
 	switch mode {
 	case "self-managed":
@@ -70,6 +70,7 @@ func certCalls(mode, ns, secret string) []call {
 		for _, v := range []string{"get", "list", "watch", "update", "delete"} {
 			out = append(out, secretCall(v, "self-managed certificate Secret"))
 		}
+		out = append(out, call{"get", "", "services", "", ns, service, "the Secret's owner (uninstall deletes it)"})
 		for _, v := range []string{"get", "list", "watch", "update"} {
 			out = append(out,
 				call{v, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "palisade-mutate", "caBundle injection"},
@@ -82,7 +83,7 @@ func certCalls(mode, ns, secret string) []call {
 }
 
 // webhookMustNot is a sample of what the webhook must never be able to do.
-func webhookMustNot(mode, ns, secret string) []call {
+func webhookMustNot(mode, ns, secret, service string) []call {
 	out := []call{
 		{"get", "", "secrets", "", "kube-system", secret, "Secrets outside the release namespace"},
 		{"get", "", "secrets", "", appNS, secret, "Secrets outside the release namespace"},
@@ -104,8 +105,14 @@ func webhookMustNot(mode, ns, secret string) []call {
 		{"patch", "", "nodes", "", "", "node1", "touch nodes"},
 		{"get", "", "configmaps", "", "kube-system", "", "read other configuration"},
 	}
+	out = append(out,
+		call{"get", "", "services", "", ns, "some-other-service", "other Services"},
+		call{"list", "", "services", "", ns, "", "every Service of its own namespace"},
+		call{"update", "", "services", "", ns, service, "write its Service"},
+	)
 	if mode != "self-managed" {
 		// The Secret is cert-manager's or the user's: read-only.
+		out = append(out, call{"get", "", "services", "", ns, service, "no owner to set in this mode"})
 		out = append(out,
 			call{"create", "", "secrets", "", ns, "", "provided Secret is not its to write"},
 			call{"update", "", "secrets", "", ns, secret, "provided Secret is not its to write"},
@@ -178,8 +185,9 @@ func TestLeastPrivilege(t *testing.T) {
 					}
 				}
 			}
-			check(webhookSA, append(webhookCalls(), certCalls(mode, ns, secret)...), true)
-			check(webhookSA, webhookMustNot(mode, ns, secret), false)
+			// The Service is named like the ServiceAccount (<fullname>-webhook).
+			check(webhookSA, append(webhookCalls(), certCalls(mode, ns, secret, webhookSA)...), true)
+			check(webhookSA, webhookMustNot(mode, ns, secret, webhookSA), false)
 			check(enforcerSA, enforcerCalls(), true)
 			check(enforcerSA, enforcerMustNot(ns), false)
 		})

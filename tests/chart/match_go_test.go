@@ -139,7 +139,7 @@ func TestRBACMatchesGo(t *testing.T) {
 	}{
 		{"self-managed", "palisade-webhook-tls", nil,
 			append(webhook.ClusterRoleRules(), certs.ClusterRoleRules(webhook.MutatingConfigurationName, webhook.ValidatingConfigurationName)...),
-			certs.RoleRules("palisade-webhook-tls")},
+			certs.RoleRules("palisade-webhook-tls", "palisade-webhook")},
 		{"cert-manager", "palisade-webhook-tls", values("certs.mode", "cert-manager"),
 			webhook.ClusterRoleRules(), certs.ProvidedRoleRules("palisade-webhook-tls")},
 		{"secret", "mine", values("certs.mode", "secret", "certs.secretName", "mine", "certs.caBundle", testCA),
