@@ -227,6 +227,9 @@ func TestChartArgsServeAdmission(t *testing.T) {
 			h.waitReady(t)
 			tc.check(t, h)
 			h.checkAdmission(t)
+			if tc.mode == "self-managed" {
+				runHelmTestPod(t, env, cfg, tc.rl.namespace, r)
+			}
 		})
 	}
 }
