@@ -22,8 +22,10 @@ image:
 envtest-assets:
 	@hack/envtest-assets.sh
 
+# WITH_KUBE_PROXY=1: tests/e2e runs the real kube-proxy (nftables mode)
+# in its nodes for the Services proof.
 test:
-	@assets=$$(hack/envtest-assets.sh) && \
+	@assets=$$(WITH_KUBE_PROXY=1 hack/envtest-assets.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 bench:

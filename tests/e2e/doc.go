@@ -4,6 +4,10 @@
 // and pods are network namespaces joined by veth pairs and real TCP and
 // UDP connections decide pass or fail.
 //
+// TestServices adds the real kube-proxy (nftables mode, built by
+// hack/envtest-assets.sh with WITH_KUBE_PROXY=1) in each node's namespace,
+// so pod → ClusterIP traffic is rewritten as in a cluster.
+//
 // The package holds only tests; this file exists so that it builds.
 // Run it as root with KUBEBUILDER_ASSETS set (make test does both); it
 // skips with the reason otherwise, and fails instead when

@@ -68,6 +68,11 @@ func (w *world) newEnforcer(n *node) *enforcerProc {
 		"--health-probe-bind-address", e.healthAddr,
 		"--host-ips", strings.Join(n.net.hostIP, ","),
 	}
+	if w.enforcerServiceCIDR {
+		for _, cidr := range serviceCIDRs {
+			e.args = append(e.args, "--service-cidr", cidr)
+		}
+	}
 	w.onTeardown(e.stop)
 	return e
 }

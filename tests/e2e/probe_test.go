@@ -132,6 +132,10 @@ func (w *world) endpoint(name string, v6 bool) (netnsName string, addr netip.Add
 		}
 		return w.ext.netns, netip.MustParseAddr(a), nil
 	}
+	if ref, ok := strings.CutPrefix(name, "svc/"); ok {
+		addr, err := w.clusterIP(ref, v6)
+		return "", addr, err // a Service is only ever a destination
+	}
 	if n, ok := w.nodes[name]; ok {
 		if v6 {
 			return "", netip.Addr{}, fmt.Errorf("node %s has no IPv6 source in these tests", name)

@@ -44,16 +44,22 @@ type world struct {
 	mu       sync.Mutex
 	nodes    map[string]*node
 	ext      *pod
-	pods     map[string]*pod // by "ns/name"
-	nextHost map[string]int  // per node, the next free host number
+	pods     map[string]*pod     // by "ns/name"
+	nextHost map[string]int      // per node, the next free host number
+	services map[string]*service // by "ns/name"
+
+	// enforcerServiceCIDR: the binary takes --service-cidr (the
+	// Service tests that need it skip until it does).
+	enforcerServiceCIDR bool
 
 	teardowns []func()
 }
 
 type node struct {
-	net      nodeNet
-	netns    string
-	enforcer *enforcerProc
+	net       nodeNet
+	netns     string
+	enforcer  *enforcerProc
+	kubeProxy *kubeProxyProc // while a Service test runs
 }
 
 // pod is a pod's network namespace and its API object's identity.
@@ -126,7 +132,7 @@ var standardPods = []struct{ ns, name, node string }{
 func startWorld(ctx context.Context) (w *world, err error) {
 	suffix := make([]byte, 2)
 	rand.Read(suffix)
-	w = &world{prefix: "pe" + hex.EncodeToString(suffix), nodes: map[string]*node{}, pods: map[string]*pod{}, nextHost: map[string]int{}}
+	w = &world{prefix: "pe" + hex.EncodeToString(suffix), nodes: map[string]*node{}, pods: map[string]*pod{}, nextHost: map[string]int{}, services: map[string]*service{}}
 	if w.dir, err = os.MkdirTemp("", "palisade-e2e-"); err != nil {
 		return w, err
 	}
@@ -136,6 +142,7 @@ func startWorld(ctx context.Context) (w *world, err error) {
 	go func() { built <- w.buildBinary() }()
 	assets, _ := testenv.Assets()
 	w.env = &envtest.Environment{BinaryAssetsDirectory: assets}
+	w.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", strings.Join(serviceCIDRs, ","))
 	cfg, err := w.env.Start()
 	if err != nil {
 		<-built
@@ -203,9 +210,11 @@ func (w *world) buildBinary() error {
 			return fmt.Errorf("build palisade: %v\n%s", err, out)
 		}
 	}
-	if out, err := exec.Command(w.bin, "enforcer", "--help").CombinedOutput(); err != nil {
+	out, err := exec.Command(w.bin, "enforcer", "--help").CombinedOutput()
+	if err != nil {
 		return fmt.Errorf("%s has no enforcer command (cmd/palisade/subcommands.go must list newEnforcerCommand(runEnforcer)): %v\n%s", w.bin, err, out)
 	}
+	w.enforcerServiceCIDR = strings.Contains(string(out), "--service-cidr")
 	return nil
 }
 
