@@ -240,8 +240,13 @@ func TestServiceTrafficIsDeferred(t *testing.T) {
 		t.Errorf("again: verdict %#x mark %#x, want passed and marked", ret, mark)
 	}
 	d.play(t, []step{
-		{"reply from the service address", true, frame(clusterIP, podIP, protoUDP, udp(53, 33333)), tcActUnspec},
+		// No post-DNAT hook judged the flow: its deferred entry is
+		// unconfirmed, and the pod's egress is isolated.
+		{"reply from the service address, unconfirmed", true, frame(clusterIP, podIP, protoUDP, udp(53, 33333)), tcActShot},
 		{"not a service", false, frame(podIP, peerIP, protoUDP, udp(33333, 53)), tcActShot},
+		// kube-proxy rejecting a service without endpoints.
+		{"port unreachable from the node", true, frame(hostIP, podIP, protoICMP,
+			icmpError(3, 3, ipv4Packet(netip.MustParseAddr(podIP), netip.MustParseAddr(clusterIP), protoUDP, 0, udp(33333, 53)))), tcActUnspec},
 	})
 	if got := d.counter(PalisadeCounterCOUNTER_DEFERRED); got != 1 {
 		t.Errorf("deferred = %d, want 1", got)

@@ -25,6 +25,21 @@
 //     allowed; egress to it needs a policy entry like any peer. Addresses
 //     in no ip_identity prefix are identity 1 (world).
 //   - service_cidrs defers egress to those ranges (skb->mark |= DeferMark)
-//     to a hook after DNAT. Leave it empty unless such a hook is attached:
-//     deferred flows are not judged here.
+//     until after the node's DNAT: to_pod judges a marked packet as its
+//     source pod's egress towards the backend before the pod's own
+//     ingress, and PalisadeUplink, attached at tcx egress of every
+//     interface towards other nodes, does the same for remote backends.
+//     The source is found by address in endpoint_ips, which must hold
+//     every enforced pod's addresses; a masqueraded source (a pod reaching
+//     itself through its service, masqueradeAll) is recovered from the
+//     kernel's conntrack (nf_conntrack kfuncs, optional). A marked packet
+//     whose source is still unknown is dropped. Replies pass through a deferred entry only once
+//     the post-DNAT judgement confirmed it (or where the pod's egress is
+//     not isolated). Leave service_cidrs empty unless the uplinks are
+//     attached: traffic to a remote backend would otherwise go unjudged
+//     and its replies be dropped.
+//   - TCP: only a SYN without ACK opens a flow. Any other TCP packet that
+//     misses conntrack is dropped where its direction is isolated and
+//     passes untracked where it is not, so conntrack must survive
+//     restarts (it is pinned) for established connections to survive.
 package bpf

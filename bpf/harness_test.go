@@ -33,12 +33,15 @@ const (
 )
 
 // skbContext is struct __sk_buff (192 bytes): the kernel hands it back
-// whole or not at all. Only mark is read.
+// whole or not at all. Only mark and ifindex may be set going in; ifindex
+// (0: loopback) must name a device of the calling thread's namespace.
 type skbContext struct {
 	Len     uint32
 	PktType uint32
 	Mark    uint32
-	_       [192 - 12]byte
+	_       [40 - 12]byte
+	Ifindex uint32
+	_       [192 - 44]byte
 }
 
 type datapath struct {
@@ -134,8 +137,14 @@ func (d *datapath) allowRange(local, peer uint32, dir PalisadeDirection, proto u
 // skb->mark it left.
 func (d *datapath) run(prog *ebpf.Program, frame []byte) (uint32, uint32) {
 	d.tb.Helper()
+	return d.runWith(prog, frame, skbContext{})
+}
+
+// runWith is run with the context's mark and ifindex set.
+func (d *datapath) runWith(prog *ebpf.Program, frame []byte, in skbContext) (uint32, uint32) {
+	d.tb.Helper()
 	var out skbContext
-	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, Context: skbContext{}, ContextOut: &out})
+	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, Context: in, ContextOut: &out})
 	if err != nil {
 		d.tb.Fatalf("run %v: %v", prog, err)
 	}
@@ -223,7 +232,7 @@ func addr16(s string) [16]byte {
 // one loaded datapath (loading and verifying costs ~0.2 s).
 func (d *datapath) clear() {
 	d.tb.Helper()
-	for _, m := range []*ebpf.Map{d.objs.Policy, d.objs.PolicyRanges, d.objs.Conntrack, d.objs.Fragments, d.objs.ServiceCidrs} {
+	for _, m := range []*ebpf.Map{d.objs.Policy, d.objs.PolicyRanges, d.objs.Conntrack, d.objs.Fragments, d.objs.ServiceCidrs, d.objs.EndpointIps, d.objs.ServiceOrigin} {
 		var keys [][]byte
 		k := make([]byte, m.KeySize())
 		it := m.Iterate()

@@ -99,12 +99,24 @@ func ipv6Packet(src, dst netip.Addr, proto uint8, exts []ipv6Ext, l4 []byte) []b
 	return append(p, payload...)
 }
 
-func tcp(sport, dport uint16) []byte {
+// TCP flags.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpPSH = 0x08
+	tcpACK = 0x10
+)
+
+// tcp is a SYN: the packet that opens a connection.
+func tcp(sport, dport uint16) []byte { return tcpFlags(sport, dport, tcpSYN) }
+
+func tcpFlags(sport, dport uint16, flags uint8) []byte {
 	h := make([]byte, 20)
 	binary.BigEndian.PutUint16(h[0:2], sport)
 	binary.BigEndian.PutUint16(h[2:4], dport)
 	h[12] = 5 << 4
-	h[13] = 0x02 // SYN
+	h[13] = flags
 	return h
 }
 

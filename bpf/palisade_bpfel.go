@@ -13,31 +13,44 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type PalisadeAddrKey struct {
+	_      structs.HostLayout
+	Family uint8
+	Pad    [3]uint8
+	Addr   [16]uint8
+}
+
 type PalisadeCounter uint32
 
 const (
-	PalisadeCounterCOUNTER_UNMANAGED          PalisadeCounter = 0
-	PalisadeCounterCOUNTER_NON_IP_PASSED      PalisadeCounter = 1
-	PalisadeCounterCOUNTER_ALLOWED_POLICY     PalisadeCounter = 2
-	PalisadeCounterCOUNTER_ALLOWED_OPEN       PalisadeCounter = 3
-	PalisadeCounterCOUNTER_ALLOWED_HOST       PalisadeCounter = 4
-	PalisadeCounterCOUNTER_CT_ESTABLISHED     PalisadeCounter = 5
-	PalisadeCounterCOUNTER_CT_REPLY           PalisadeCounter = 6
-	PalisadeCounterCOUNTER_CT_RELATED         PalisadeCounter = 7
-	PalisadeCounterCOUNTER_CT_REVALIDATED     PalisadeCounter = 8
-	PalisadeCounterCOUNTER_CT_REVOKED         PalisadeCounter = 9
-	PalisadeCounterCOUNTER_CT_INSERT_FAILED   PalisadeCounter = 10
-	PalisadeCounterCOUNTER_DROP_POLICY        PalisadeCounter = 11
-	PalisadeCounterCOUNTER_DROP_MALFORMED     PalisadeCounter = 12
-	PalisadeCounterCOUNTER_DROP_FRAGMENT      PalisadeCounter = 13
-	PalisadeCounterCOUNTER_DROP_NON_IP        PalisadeCounter = 14
-	PalisadeCounterCOUNTER_AUDIT_WOULD_DROP   PalisadeCounter = 15
-	PalisadeCounterCOUNTER_MALFORMED_PASSED   PalisadeCounter = 16
-	PalisadeCounterCOUNTER_EVENT_LOST         PalisadeCounter = 17
-	PalisadeCounterCOUNTER_EVENT_RATE_LIMITED PalisadeCounter = 18
-	PalisadeCounterCOUNTER_DEFERRED           PalisadeCounter = 19
-	PalisadeCounterCOUNTER_FRAGMENT_MATCHED   PalisadeCounter = 20
-	PalisadeCounterCOUNTER_MAX                PalisadeCounter = 32
+	PalisadeCounterCOUNTER_UNMANAGED                PalisadeCounter = 0
+	PalisadeCounterCOUNTER_NON_IP_PASSED            PalisadeCounter = 1
+	PalisadeCounterCOUNTER_ALLOWED_POLICY           PalisadeCounter = 2
+	PalisadeCounterCOUNTER_ALLOWED_OPEN             PalisadeCounter = 3
+	PalisadeCounterCOUNTER_ALLOWED_HOST             PalisadeCounter = 4
+	PalisadeCounterCOUNTER_CT_ESTABLISHED           PalisadeCounter = 5
+	PalisadeCounterCOUNTER_CT_REPLY                 PalisadeCounter = 6
+	PalisadeCounterCOUNTER_CT_RELATED               PalisadeCounter = 7
+	PalisadeCounterCOUNTER_CT_REVALIDATED           PalisadeCounter = 8
+	PalisadeCounterCOUNTER_CT_REVOKED               PalisadeCounter = 9
+	PalisadeCounterCOUNTER_CT_INSERT_FAILED         PalisadeCounter = 10
+	PalisadeCounterCOUNTER_DROP_POLICY              PalisadeCounter = 11
+	PalisadeCounterCOUNTER_DROP_MALFORMED           PalisadeCounter = 12
+	PalisadeCounterCOUNTER_DROP_FRAGMENT            PalisadeCounter = 13
+	PalisadeCounterCOUNTER_DROP_NON_IP              PalisadeCounter = 14
+	PalisadeCounterCOUNTER_AUDIT_WOULD_DROP         PalisadeCounter = 15
+	PalisadeCounterCOUNTER_MALFORMED_PASSED         PalisadeCounter = 16
+	PalisadeCounterCOUNTER_EVENT_LOST               PalisadeCounter = 17
+	PalisadeCounterCOUNTER_EVENT_RATE_LIMITED       PalisadeCounter = 18
+	PalisadeCounterCOUNTER_DEFERRED                 PalisadeCounter = 19
+	PalisadeCounterCOUNTER_FRAGMENT_MATCHED         PalisadeCounter = 20
+	PalisadeCounterCOUNTER_DROP_TCP_NOT_NEW         PalisadeCounter = 21
+	PalisadeCounterCOUNTER_TCP_NOT_NEW_PASSED       PalisadeCounter = 22
+	PalisadeCounterCOUNTER_SERVICE_JUDGED           PalisadeCounter = 23
+	PalisadeCounterCOUNTER_DROP_SERVICE_SOURCE      PalisadeCounter = 24
+	PalisadeCounterCOUNTER_DROP_SERVICE_UNCONFIRMED PalisadeCounter = 25
+	PalisadeCounterCOUNTER_SERVICE_MASQUERADED      PalisadeCounter = 26
+	PalisadeCounterCOUNTER_MAX                      PalisadeCounter = 32
 )
 
 type PalisadeCtFlags uint32
@@ -46,6 +59,8 @@ const (
 	PalisadeCtFlagsCT_F_AUDIT      PalisadeCtFlags = 1
 	PalisadeCtFlagsCT_F_DEFERRED   PalisadeCtFlags = 2
 	PalisadeCtFlagsCT_F_SEEN_REPLY PalisadeCtFlags = 4
+	PalisadeCtFlagsCT_F_SERVICE    PalisadeCtFlags = 8
+	PalisadeCtFlagsCT_F_CONFIRMED  PalisadeCtFlags = 16
 )
 
 type PalisadeCtKey struct {
@@ -86,6 +101,11 @@ const (
 	PalisadeEndpointFlagsENDPOINT_F_AUDIT            PalisadeEndpointFlags = 4
 )
 
+type PalisadeEndpointIpValue struct {
+	_       structs.HostLayout
+	Ifindex uint32
+}
+
 type PalisadeEndpointValue struct {
 	_        structs.HostLayout
 	Identity uint32
@@ -110,8 +130,17 @@ type PalisadeEvent struct {
 	Direction   uint8
 	Verdict     uint8
 	Reason      uint32
-	Pad         uint32
+	Flags       uint32
+	ServiceAddr [16]uint8
+	ServicePort uint16
+	Pad         [6]uint8
 }
+
+type PalisadeEventFlags uint32
+
+const (
+	PalisadeEventFlagsEVENT_F_SERVICE PalisadeEventFlags = 1
+)
 
 type PalisadeEventVerdict uint32
 
@@ -201,16 +230,35 @@ const (
 type PalisadeReason uint32
 
 const (
-	PalisadeReasonREASON_NONE         PalisadeReason = 0
-	PalisadeReasonREASON_POLICY_ALLOW PalisadeReason = 1
-	PalisadeReasonREASON_NOT_ISOLATED PalisadeReason = 2
-	PalisadeReasonREASON_HOST         PalisadeReason = 3
-	PalisadeReasonREASON_POLICY_MISS  PalisadeReason = 4
-	PalisadeReasonREASON_MALFORMED    PalisadeReason = 5
-	PalisadeReasonREASON_FRAGMENT     PalisadeReason = 6
-	PalisadeReasonREASON_REVOKED      PalisadeReason = 7
-	PalisadeReasonREASON_NON_IP       PalisadeReason = 8
+	PalisadeReasonREASON_NONE                   PalisadeReason = 0
+	PalisadeReasonREASON_POLICY_ALLOW           PalisadeReason = 1
+	PalisadeReasonREASON_NOT_ISOLATED           PalisadeReason = 2
+	PalisadeReasonREASON_HOST                   PalisadeReason = 3
+	PalisadeReasonREASON_POLICY_MISS            PalisadeReason = 4
+	PalisadeReasonREASON_MALFORMED              PalisadeReason = 5
+	PalisadeReasonREASON_FRAGMENT               PalisadeReason = 6
+	PalisadeReasonREASON_REVOKED                PalisadeReason = 7
+	PalisadeReasonREASON_NON_IP                 PalisadeReason = 8
+	PalisadeReasonREASON_TCP_NOT_NEW            PalisadeReason = 9
+	PalisadeReasonREASON_SERVICE_SOURCE_UNKNOWN PalisadeReason = 10
+	PalisadeReasonREASON_SERVICE_UNCONFIRMED    PalisadeReason = 11
 )
+
+type PalisadeServiceOriginKey struct {
+	_        structs.HostLayout
+	Ifindex  uint32
+	Sport    uint16
+	Protocol uint8
+	Family   uint8
+	Saddr    [16]uint8
+}
+
+type PalisadeServiceOriginValue struct {
+	_     structs.HostLayout
+	Daddr [16]uint8
+	Dport uint16
+	Pad   [2]uint8
+}
 
 type PalisadeServiceValue struct {
 	_     structs.HostLayout
@@ -229,6 +277,7 @@ type PalisadeTokenBucket struct {
 const (
 	PalisadeMapConntrack              = "conntrack"
 	PalisadeMapCounters               = "counters"
+	PalisadeMapEndpointIps            = "endpoint_ips"
 	PalisadeMapEndpoints              = "endpoints"
 	PalisadeMapEventBudget            = "event_budget"
 	PalisadeMapEvents                 = "events"
@@ -237,8 +286,10 @@ const (
 	PalisadeMapPolicy                 = "policy"
 	PalisadeMapPolicyRanges           = "policy_ranges"
 	PalisadeMapServiceCidrs           = "service_cidrs"
+	PalisadeMapServiceOrigin          = "service_origin"
 	PalisadeProgPalisadeFromPod       = "palisade_from_pod"
 	PalisadeProgPalisadeToPod         = "palisade_to_pod"
+	PalisadeProgPalisadeUplink        = "palisade_uplink"
 	PalisadeVarDeferMark              = "defer_mark"
 	PalisadeVarNewFlowEventBurst      = "new_flow_event_burst"
 	PalisadeVarNewFlowEventIntervalNs = "new_flow_event_interval_ns"
@@ -288,22 +339,25 @@ type PalisadeSpecs struct {
 type PalisadeProgramSpecs struct {
 	PalisadeFromPod *ebpf.ProgramSpec `ebpf:"palisade_from_pod"`
 	PalisadeToPod   *ebpf.ProgramSpec `ebpf:"palisade_to_pod"`
+	PalisadeUplink  *ebpf.ProgramSpec `ebpf:"palisade_uplink"`
 }
 
 // PalisadeMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PalisadeMapSpecs struct {
-	Conntrack    *ebpf.MapSpec `ebpf:"conntrack"`
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	Endpoints    *ebpf.MapSpec `ebpf:"endpoints"`
-	EventBudget  *ebpf.MapSpec `ebpf:"event_budget"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Fragments    *ebpf.MapSpec `ebpf:"fragments"`
-	IpIdentity   *ebpf.MapSpec `ebpf:"ip_identity"`
-	Policy       *ebpf.MapSpec `ebpf:"policy"`
-	PolicyRanges *ebpf.MapSpec `ebpf:"policy_ranges"`
-	ServiceCidrs *ebpf.MapSpec `ebpf:"service_cidrs"`
+	Conntrack     *ebpf.MapSpec `ebpf:"conntrack"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	EndpointIps   *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	Endpoints     *ebpf.MapSpec `ebpf:"endpoints"`
+	EventBudget   *ebpf.MapSpec `ebpf:"event_budget"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	Fragments     *ebpf.MapSpec `ebpf:"fragments"`
+	IpIdentity    *ebpf.MapSpec `ebpf:"ip_identity"`
+	Policy        *ebpf.MapSpec `ebpf:"policy"`
+	PolicyRanges  *ebpf.MapSpec `ebpf:"policy_ranges"`
+	ServiceCidrs  *ebpf.MapSpec `ebpf:"service_cidrs"`
+	ServiceOrigin *ebpf.MapSpec `ebpf:"service_origin"`
 }
 
 // PalisadeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -335,22 +389,25 @@ func (o *PalisadeObjects) Close() error {
 //
 // It can be passed to LoadPalisadeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PalisadeMaps struct {
-	Conntrack    *ebpf.Map `ebpf:"conntrack"`
-	Counters     *ebpf.Map `ebpf:"counters"`
-	Endpoints    *ebpf.Map `ebpf:"endpoints"`
-	EventBudget  *ebpf.Map `ebpf:"event_budget"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Fragments    *ebpf.Map `ebpf:"fragments"`
-	IpIdentity   *ebpf.Map `ebpf:"ip_identity"`
-	Policy       *ebpf.Map `ebpf:"policy"`
-	PolicyRanges *ebpf.Map `ebpf:"policy_ranges"`
-	ServiceCidrs *ebpf.Map `ebpf:"service_cidrs"`
+	Conntrack     *ebpf.Map `ebpf:"conntrack"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	EndpointIps   *ebpf.Map `ebpf:"endpoint_ips"`
+	Endpoints     *ebpf.Map `ebpf:"endpoints"`
+	EventBudget   *ebpf.Map `ebpf:"event_budget"`
+	Events        *ebpf.Map `ebpf:"events"`
+	Fragments     *ebpf.Map `ebpf:"fragments"`
+	IpIdentity    *ebpf.Map `ebpf:"ip_identity"`
+	Policy        *ebpf.Map `ebpf:"policy"`
+	PolicyRanges  *ebpf.Map `ebpf:"policy_ranges"`
+	ServiceCidrs  *ebpf.Map `ebpf:"service_cidrs"`
+	ServiceOrigin *ebpf.Map `ebpf:"service_origin"`
 }
 
 func (m *PalisadeMaps) Close() error {
 	return _PalisadeClose(
 		m.Conntrack,
 		m.Counters,
+		m.EndpointIps,
 		m.Endpoints,
 		m.EventBudget,
 		m.Events,
@@ -359,6 +416,7 @@ func (m *PalisadeMaps) Close() error {
 		m.Policy,
 		m.PolicyRanges,
 		m.ServiceCidrs,
+		m.ServiceOrigin,
 	)
 }
 
@@ -377,12 +435,14 @@ type PalisadeVariables struct {
 type PalisadePrograms struct {
 	PalisadeFromPod *ebpf.Program `ebpf:"palisade_from_pod"`
 	PalisadeToPod   *ebpf.Program `ebpf:"palisade_to_pod"`
+	PalisadeUplink  *ebpf.Program `ebpf:"palisade_uplink"`
 }
 
 func (p *PalisadePrograms) Close() error {
 	return _PalisadeClose(
 		p.PalisadeFromPod,
 		p.PalisadeToPod,
+		p.PalisadeUplink,
 	)
 }
 

@@ -18,6 +18,7 @@ type Config struct {
 	PolicyRanges uint32
 	Conntrack    uint32
 	ServiceCIDRs uint32
+	EndpointIPs  uint32
 	Events       uint32
 
 	// DeferMark is OR-ed into skb->mark of egress to a service range
@@ -53,6 +54,7 @@ func NewSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 		{specs.PolicyRanges, cfg.PolicyRanges},
 		{specs.Conntrack, cfg.Conntrack},
 		{specs.ServiceCidrs, cfg.ServiceCIDRs},
+		{specs.EndpointIps, cfg.EndpointIPs},
 		{specs.Events, cfg.Events},
 	}
 	for _, s := range sizes {

@@ -31,6 +31,10 @@ type Agent struct {
 	pending *view // compiled but not (fully) enforced: retried as is
 	invalid map[string]bool
 	missing map[policy.PodRef]bool
+
+	// observed holds the adopted maps' numbers until the first
+	// compilation seeds alloc with them.
+	observed *policy.Observed
 }
 
 // New checks opts and prepares an agent; it contacts neither the API
@@ -83,11 +87,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	dp, err := datapath.Open(datapath.Options{
 		NodeName: a.opts.NodeName, PinDir: a.opts.PinDir, NetNS: a.opts.NetNS,
 		Config: a.opts.Config, Conntrack: a.opts.Conntrack, Logger: log,
+		ServiceCIDRs: a.opts.ServiceCIDRs, Uplinks: a.opts.Uplinks,
 	})
 	if err != nil {
 		return fmt.Errorf("start enforcer: %w", err)
 	}
 	defer dp.Close()
+	if len(a.opts.ServiceCIDRs) > 0 {
+		log.Info("service traffic is judged after DNAT", "serviceCIDRs", a.opts.ServiceCIDRs, "uplinkIfindexes", dp.UplinkIndexes())
+	}
+	if obs, err := dp.Observed(); err != nil {
+		log.Warn("read the adopted maps' numbers; the first sync renumbers", "error", err)
+	} else {
+		a.observed = &obs
+	}
 	a.metrics.datapath.setSource(dp.Counters)
 	defer a.metrics.datapath.setSource(nil)
 
@@ -247,13 +260,15 @@ func (a *Agent) compile(ctx context.Context, w *watcher) (*view, error) {
 	if hostIPs == nil {
 		hostIPs = snap.hostIPs
 	}
+	opts := policy.Options{NodeName: a.opts.NodeName, IdentityLabels: a.opts.IdentityLabels, HostIPs: hostIPs}
+	if a.observed != nil {
+		// After a restart, keep the numbers the adopted maps enforce.
+		a.alloc = policy.NewIdentityAllocatorFromObserved(snap.cluster, opts, *a.observed)
+		a.observed = nil
+	}
+	opts.Allocator = a.alloc
 	start := time.Now()
-	st, err := policy.Compile(snap.cluster, policy.Options{
-		NodeName:       a.opts.NodeName,
-		IdentityLabels: a.opts.IdentityLabels,
-		HostIPs:        hostIPs,
-		Allocator:      a.alloc,
-	})
+	st, err := policy.Compile(snap.cluster, opts)
 	a.metrics.compileTime.Observe(time.Since(start).Seconds())
 	if st == nil {
 		// The allocator may be half-updated: start again from what is

@@ -39,6 +39,10 @@ type FlowRecord struct {
 	// IsolatedBy lists the policies isolating the judged direction when
 	// nothing allowed the packet.
 	IsolatedBy []string `json:"isolatedBy,omitempty"`
+	// Service is the service address ("ip:port") the pod sent to when
+	// the packet was judged after kube-proxy's DNAT; Destination is then
+	// the backend. "unknown" if the datapath lost track of it.
+	Service string `json:"service,omitempty"`
 }
 
 // FlowEndpoint is one side of a flow.
@@ -86,11 +90,25 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		Destination: v.endpoint(ev.Dst, ev.DstIdentity),
 	}
 	who := fmt.Sprintf("interface %d", ev.Ifindex)
+	if ev.Reason == datapath.ReasonServiceSourceUnknown {
+		// Seen at a backend's or an uplink's interface: the pod behind
+		// it is not the one whose egress failed to be judged.
+		r.Reason = fmt.Sprintf("service traffic from %s to backend %s dropped at %s after DNAT: its source is no pod of this node (masqueraded before the judgement?)",
+			ev.Src.Addr(), backendName(r.Destination, ev.Dst), who)
+		return r
+	}
 	if ev.Pod != (policy.PodRef{}) {
 		r.Pod = ev.Pod.String()
 		who = r.Pod
 	}
 	subject := fmt.Sprintf("%s of %s", ev.Direction, who)
+	if ev.AfterDNAT {
+		r.Service = "unknown"
+		if ev.Service.IsValid() {
+			r.Service = ev.Service.String()
+		}
+		subject += fmt.Sprintf(" to backend %s of service %s", backendName(r.Destination, ev.Dst), r.Service)
+	}
 	switch ev.Reason {
 	case datapath.ReasonPolicyAllow:
 		src, ok := v.state.RuleSource(ev.RuleID)
@@ -105,15 +123,20 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		r.Reason = subject + " not isolated"
 	case datapath.ReasonHost:
 		r.Reason = subject + " from the node"
-	case datapath.ReasonPolicyMiss, datapath.ReasonRevoked:
+	case datapath.ReasonPolicyMiss, datapath.ReasonRevoked, datapath.ReasonTCPNotNew, datapath.ReasonServiceUnconfirmed:
 		r.IsolatedBy = isolatedBy(v.state, ev.Pod, ev.Direction)
 		by := "isolated"
 		if len(r.IsolatedBy) > 0 {
 			by = "isolated by " + strings.Join(r.IsolatedBy, ", ")
 		}
 		r.Reason = fmt.Sprintf("%s %s; no rule allows", subject, by)
-		if ev.Reason == datapath.ReasonRevoked {
+		switch ev.Reason {
+		case datapath.ReasonRevoked:
 			r.Reason += " (tracked flow revoked)"
+		case datapath.ReasonTCPNotNew:
+			r.Reason = fmt.Sprintf("%s %s; TCP packet of no tracked connection (only a SYN opens one)", subject, by)
+		case datapath.ReasonServiceUnconfirmed:
+			r.Reason = fmt.Sprintf("%s %s; reply of service traffic no post-DNAT hook allowed", subject, by)
 		}
 		if ev.Verdict == datapath.VerdictAuditWouldDrop {
 			r.Reason += " (audit mode: passed, reported)"
@@ -122,6 +145,15 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		r.Reason = fmt.Sprintf("%s: %s", subject, ev.Reason)
 	}
 	return r
+}
+
+// backendName is a service backend as a reason names it: its pod, else
+// its address.
+func backendName(e FlowEndpoint, dst netip.AddrPort) string {
+	if e.Pod != "" {
+		return e.Namespace + "/" + e.Pod
+	}
+	return dst.String()
 }
 
 func (v *view) endpoint(ap netip.AddrPort, id policy.NumericIdentity) FlowEndpoint {

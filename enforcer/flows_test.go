@@ -273,3 +273,34 @@ func TestChangeSetKeepsTheEarliestChange(t *testing.T) {
 		t.Errorf("restoring nothing left %v", got)
 	}
 }
+
+// A drop judged after kube-proxy's DNAT names the source pod's egress,
+// the backend pod and the service address it was sent to.
+func TestExplainServiceDrop(t *testing.T) {
+	v := flowView(t)
+	web, db := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	ev := datapath.Event{
+		Time: time.Unix(1, 0), Ifindex: 7, Pod: policy.PodRef{Namespace: "x", Name: "web"},
+		Direction: policy.Egress, Verdict: datapath.VerdictDrop, Reason: datapath.ReasonPolicyMiss,
+		SrcIdentity: v.state.Lookup(web), DstIdentity: v.state.Lookup(db), Protocol: policy.ProtocolTCP,
+		Src: netip.AddrPortFrom(web, 40000), Dst: netip.AddrPortFrom(db, 5432),
+		AfterDNAT: true, Service: netip.MustParseAddrPort("10.96.0.10:5432"),
+	}
+	r := explain("node1", v, ev)
+	if r.Pod != "x/web" || r.Destination.Pod != "db" || r.Service != "10.96.0.10:5432" {
+		t.Errorf("record %+v: want web's egress to pod db via 10.96.0.10:5432", r)
+	}
+	if want := "egress of x/web to backend x/db of service 10.96.0.10:5432 isolated; no rule allows"; r.Reason != want {
+		t.Errorf("reason %q, want %q", r.Reason, want)
+	}
+	unknown := ev
+	unknown.Reason, unknown.Src = datapath.ReasonServiceSourceUnknown, netip.MustParseAddrPort("192.168.0.1:3333")
+	if r := explain("node1", v, unknown); r.Pod != "" || !strings.Contains(r.Reason, "from 192.168.0.1 to backend x/db") {
+		t.Errorf("record %+v: want no judged pod and the source named", r)
+	}
+	ev.Service = netip.AddrPort{}
+	ev.Reason = datapath.ReasonTCPNotNew
+	if r := explain("node1", v, ev); r.Service != "unknown" || !strings.Contains(r.Reason, "of service unknown") || !strings.Contains(r.Reason, "only a SYN opens one") {
+		t.Errorf("record %+v: want the service unknown and the TCP reason", r)
+	}
+}

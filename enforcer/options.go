@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -33,6 +34,13 @@ type Options struct {
 	NetNS     string
 	Config    bpf.Config
 	Conntrack datapath.ConntrackTimeouts
+	// ServiceCIDRs and Uplinks configure the judgement of service traffic
+	// after kube-proxy's DNAT (see datapath.Options): the cluster's
+	// service ranges, and the interfaces to remote backends (nil:
+	// detected from the routes). Empty ServiceCIDRs judges egress to a
+	// service address against the address itself.
+	ServiceCIDRs []netip.Prefix
+	Uplinks      []string
 
 	// Debounce is how long the agent gathers watch events after the
 	// first one before compiling (default 50ms): a burst of changes costs
@@ -70,6 +78,11 @@ const (
 func (o *Options) setDefaults() error {
 	if o.NodeName == "" {
 		return errors.New("configure enforcer: node name is empty")
+	}
+	for _, p := range o.ServiceCIDRs {
+		if !p.IsValid() || p.Addr().Zone() != "" {
+			return fmt.Errorf("configure enforcer: service range %q is not a prefix", p)
+		}
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = defaultDebounce

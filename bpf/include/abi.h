@@ -49,12 +49,27 @@ enum ct_flags {
 	CT_F_DEFERRED = 1 << 1,
 	/* A packet in the reply direction has been seen. */
 	CT_F_SEEN_REPLY = 1 << 2,
+	/* A deferred flow as judged after DNAT: keyed by the rewritten tuple
+	 * on the source pod's interface. Its replies travel un-NATed back
+	 * through the deferred entry, never through this one. */
+	CT_F_SERVICE = 1 << 3,
+	/* A deferred entry whose flow the post-DNAT judgement allowed (or
+	 * passed in audit mode): only then do its replies pass where the
+	 * source's egress is isolated. */
+	CT_F_CONFIRMED = 1 << 4,
 };
 
 enum event_verdict {
 	EVENT_DROP = 1,
 	EVENT_AUDIT_WOULD_DROP = 2,
 	EVENT_ALLOWED_NEW = 3,
+};
+
+enum event_flags {
+	/* Judged after DNAT of a service address: the tuple is the rewritten
+	 * one, service_addr and service_port the original destination when
+	 * known (zero otherwise). */
+	EVENT_F_SERVICE = 1 << 0,
 };
 
 /* Why a packet got its verdict; carried in events. */
@@ -68,6 +83,9 @@ enum reason {
 	REASON_FRAGMENT = 6,      /* later fragment whose first was never seen */
 	REASON_REVOKED = 7,       /* established flow no longer allowed */
 	REASON_NON_IP = 8,        /* neither IP nor ARP, or VLAN-tagged */
+	REASON_TCP_NOT_NEW = 9,   /* TCP other than a SYN without a tracked flow */
+	REASON_SERVICE_SOURCE_UNKNOWN = 10, /* after DNAT, the source is no local pod */
+	REASON_SERVICE_UNCONFIRMED = 11,    /* reply to a deferred flow never allowed after DNAT */
 };
 
 /* Indexes into the per-CPU counters array. */
@@ -93,6 +111,12 @@ enum counter {
 	COUNTER_EVENT_RATE_LIMITED = 18,
 	COUNTER_DEFERRED = 19,        /* egress to a service range, marked */
 	COUNTER_FRAGMENT_MATCHED = 20,/* later fragment given its first's ports */
+	COUNTER_DROP_TCP_NOT_NEW = 21,/* TCP non-SYN without a flow, isolated direction */
+	COUNTER_TCP_NOT_NEW_PASSED = 22,/* the same in an open direction: passed untracked */
+	COUNTER_SERVICE_JUDGED = 23,  /* marked packet judged after DNAT */
+	COUNTER_DROP_SERVICE_SOURCE = 24,/* marked packet from no local pod */
+	COUNTER_DROP_SERVICE_UNCONFIRMED = 25,/* reply via an unconfirmed deferred entry */
+	COUNTER_SERVICE_MASQUERADED = 26,/* marked, masqueraded: source recovered */
 	COUNTER_MAX = 32,
 };
 
@@ -112,6 +136,38 @@ struct identity_value {
 
 struct service_value {
 	__u32 flags; /* reserved, zero */
+};
+
+/* endpoint_ips: exact hash from a local pod's address to its host-side
+ * interface, so that a packet judged after DNAT (away from its source's
+ * interface) finds the source's endpoint. IPv4 in addr[0..3]. */
+struct addr_key {
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct endpoint_ip_value {
+	__u32 ifindex;
+};
+
+/* service_origin: what a deferred flow's source socket last sent to a
+ * service address, so that the post-DNAT judgement can find (and confirm
+ * or remove) the deferred conntrack entry and report the service. DNAT
+ * keeps the source address and port, and the source interface is the one
+ * endpoint_ips names. */
+struct service_origin_key {
+	__u32 ifindex;
+	__be16 sport;
+	__u8 protocol;
+	__u8 family;
+	__u8 saddr[16];
+};
+
+struct service_origin_value {
+	__u8 daddr[16];
+	__be16 dport;
+	__u8 pad[2];
 };
 
 /* endpoints: keyed by the host-side interface index (__u32). */
@@ -210,7 +266,10 @@ struct event {
 	__u8 direction; /* direction */
 	__u8 verdict;   /* event_verdict */
 	__u32 reason;   /* reason */
-	__u32 pad;
+	__u32 flags;    /* event_flags */
+	__u8 service_addr[16];
+	__u16 service_port;
+	__u8 pad[6];
 };
 
 /* event_budget: per-CPU token bucket for ALLOWED_NEW events. */
@@ -229,6 +288,7 @@ struct abi_enums {
 	enum policy_verdict policy_verdict;
 	enum ct_flags ct_flags;
 	enum event_verdict event_verdict;
+	enum event_flags event_flags;
 	enum reason reason;
 	enum counter counter;
 };

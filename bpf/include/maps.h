@@ -61,6 +61,20 @@ struct {
 } service_cidrs SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 15);
+	__type(key, struct addr_key);
+	__type(value, struct endpoint_ip_value);
+} endpoint_ips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct service_origin_key);
+	__type(value, struct service_origin_value);
+} service_origin SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 21);
 	__type(value, struct event);

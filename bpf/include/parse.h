@@ -31,6 +31,11 @@
 /* Bounded so the verifier can unroll; more headers than this is malformed. */
 #define IPV6_MAX_EXT_HEADERS 6
 
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
 enum parse_result {
 	PARSE_OK,
 	PARSE_ARP,       /* always passes */
@@ -94,7 +99,18 @@ struct packet {
 	 * tuple, as it was sent. */
 	struct tuple inner;
 	__u8 is_icmp_error;
+	/* TCP only: the flags byte; zero for a later fragment. */
+	__u8 tcp_flags;
 };
+
+/* Only a SYN without ACK opens a TCP connection: anything else that
+ * misses conntrack belongs to a flow nobody allowed (or one that was
+ * revoked), and must not be judged as a new one. A later fragment
+ * carries no flags and counts as not new. */
+static __always_inline bool tcp_opens(const struct packet *p)
+{
+	return (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_SYN;
+}
 
 /* Ports as the policy sees them: only TCP, UDP and SCTP have any. */
 static __always_inline __u16 policy_port(__u8 protocol, __be16 dport)
@@ -143,7 +159,7 @@ static __always_inline bool icmp6_is_ndp(__u8 type)
  * the destination port, so that a reply is the exact reverse of its
  * request. end is the first byte past the IP packet. */
 static __always_inline int parse_ports(struct __sk_buff *skb, __u32 off, __u32 end,
-				       struct tuple *t, struct icmp_hdr *icmp)
+				       struct tuple *t, struct icmp_hdr *icmp, __u8 *tcp_flags)
 {
 	int need = l4_header_len(t->protocol);
 
@@ -163,6 +179,18 @@ static __always_inline int parse_ports(struct __sk_buff *skb, __u32 off, __u32 e
 		else if ((t->protocol == IPPROTO_ICMP && icmp->type == 0) ||
 			 (t->protocol == IPPROTO_ICMPV6 && icmp->type == 129))
 			t->dport = icmp->id;
+		return 0;
+	}
+
+	if (t->protocol == IPPROTO_TCP) {
+		/* Ports, sequence and acknowledgement numbers, offset, flags. */
+		__u8 hdr[14];
+
+		if (bpf_skb_load_bytes(skb, off, hdr, sizeof(hdr)) < 0)
+			return -1;
+		__builtin_memcpy(&t->sport, &hdr[0], 2);
+		__builtin_memcpy(&t->dport, &hdr[2], 2);
+		*tcp_flags = hdr[13];
 		return 0;
 	}
 
@@ -226,8 +254,9 @@ static __always_inline int parse_inner(struct __sk_buff *skb, __u32 off, __u32 e
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6: {
 		struct icmp_hdr icmp;
+		__u8 unused;
 
-		return parse_ports(skb, l4, end, t, &icmp);
+		return parse_ports(skb, l4, end, t, &icmp, &unused);
 	}
 	}
 	/* An extension header or an unknown protocol: not something we track. */
@@ -271,7 +300,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct packet *p)
 	}
 
 	off = ETH_HLEN + ihl;
-	if (parse_ports(skb, off, end, &p->flow, &icmp) < 0)
+	if (parse_ports(skb, off, end, &p->flow, &icmp, &p->tcp_flags) < 0)
 		return PARSE_MALFORMED;
 
 	if (ip.protocol == IPPROTO_ICMP && icmp_is_error(FAMILY_IPV4, icmp.type))
@@ -356,7 +385,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *p)
 
 upper:
 	p->flow.protocol = next;
-	if (parse_ports(skb, off, end, &p->flow, &icmp) < 0)
+	if (parse_ports(skb, off, end, &p->flow, &icmp, &p->tcp_flags) < 0)
 		return PARSE_MALFORMED;
 
 	if (next == IPPROTO_ICMPV6) {

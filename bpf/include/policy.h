@@ -21,6 +21,15 @@ static __always_inline void ip_key_init(struct ip_key *k, __u8 family, const __u
 	k->prefixlen = 32 + (family == FAMILY_IPV4 ? 32 : 128);
 }
 
+static __always_inline void addr_key_init(struct addr_key *k, __u8 family, const __u8 *addr)
+{
+	k->family = family;
+	k->pad[0] = 0;
+	k->pad[1] = 0;
+	k->pad[2] = 0;
+	__builtin_memcpy(k->addr, addr, sizeof(k->addr));
+}
+
 static __always_inline __u32 identity_of(__u8 family, const __u8 *addr)
 {
 	struct ip_key k;

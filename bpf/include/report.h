@@ -50,6 +50,12 @@ struct verdict_info {
 	__u32 dst_identity;
 	__u32 rule_id;
 	__u32 reason;
+	/* The judged endpoint's interface when it is not the packet's (a
+	 * source judged after DNAT); 0 means skb->ifindex. */
+	__u32 ifindex;
+	__u32 flags; /* event_flags */
+	__u8 service_addr[16];
+	__be16 service_port;
 	__u8 direction;
 	__u8 verdict;
 };
@@ -57,8 +63,16 @@ struct verdict_info {
 static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple *t,
 				       const struct verdict_info *v, __u64 now)
 {
+	__u32 ifindex;
 	struct event *e;
 
+	/* Read skb->ifindex straight off the context: clang would otherwise
+	 * reuse a pointer into it computed elsewhere, a modified context
+	 * pointer the verifier refuses to dereference. */
+	asm volatile("" : "+r"(skb));
+	ifindex = skb->ifindex;
+	if (v->ifindex)
+		ifindex = v->ifindex;
 	if (v->verdict == EVENT_ALLOWED_NEW && !new_flow_event_allowed(now)) {
 		count(COUNTER_EVENT_RATE_LIMITED);
 		return;
@@ -69,7 +83,7 @@ static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple
 		return;
 	}
 	e->timestamp_ns = bpf_ktime_get_ns();
-	e->ifindex = skb->ifindex;
+	e->ifindex = ifindex;
 	e->src_identity = v->src_identity;
 	e->dst_identity = v->dst_identity;
 	e->rule_id = v->rule_id;
@@ -82,6 +96,9 @@ static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple
 	e->direction = v->direction;
 	e->verdict = v->verdict;
 	e->reason = v->reason;
-	e->pad = 0;
+	e->flags = v->flags;
+	__builtin_memcpy(e->service_addr, v->service_addr, sizeof(e->service_addr));
+	e->service_port = bpf_ntohs(v->service_port);
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	bpf_ringbuf_submit(e, 0);
 }

@@ -35,11 +35,15 @@ type enforcerConfig struct {
 	// addresses are not read.
 	hostIPs []netip.Addr
 	netns   string
+	// serviceCIDRs are the cluster's service ranges; uplinks is nil
+	// unless --uplink-interfaces is given (then not detected).
+	serviceCIDRs []netip.Prefix
+	uplinks      []string
 }
 
 func newEnforcerCommand(run func(context.Context, enforcerConfig) error) *cobra.Command {
 	cfg := enforcerConfig{}
-	var hostIPs []string
+	var hostIPs, serviceCIDRs, uplinks []string
 	cmd := &cobra.Command{
 		Use:   "enforcer",
 		Short: "Enforce NetworkPolicies on this node with eBPF",
@@ -50,11 +54,17 @@ interface. What no policy allows is dropped in the kernel; each drop (and each
 would-drop in a namespace annotated palisade.dev/enforcement=audit) is one JSON
 flow record on stdout and/or --flow-file.
 
+With --service-cidr, traffic from pods to service addresses is judged after
+kube-proxy's DNAT (iptables or nftables mode) as the pod's egress to the chosen
+backend: at the backend's interface on this node, else at the node's uplinks.
+Run kube-proxy with --cluster-cidr so that pod traffic is not masqueraded.
+
 Maps and links are pinned under --pin-dir: a restarted enforcer adopts them, so
 enforcement never lapses. Missing kernel features or privileges stop start-up
 with one error naming the feature.`,
 		Example: `  palisade enforcer --node-name "$NODE_NAME"
-  palisade enforcer --node-name node1 --netns /var/run/netns/node1 --host-ips 10.0.0.5 --flow-file /var/log/palisade/flows.jsonl`,
+  palisade enforcer --node-name node1 --netns /var/run/netns/node1 --host-ips 10.0.0.5 --flow-file /var/log/palisade/flows.jsonl
+  palisade enforcer --node-name "$NODE_NAME" --service-cidr 10.96.0.0/16,fd00:96::/112`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if cfg.nodeName == "" {
@@ -68,6 +78,29 @@ with one error naming the feature.`,
 						return usageError{fmt.Errorf("--host-ips: %q is not an IP address", s)}
 					}
 					cfg.hostIPs = append(cfg.hostIPs, a.Unmap())
+				}
+			}
+			for _, s := range serviceCIDRs {
+				p, err := netip.ParsePrefix(strings.TrimSpace(s))
+				if err != nil || p.Addr().Zone() != "" {
+					return usageError{fmt.Errorf("--service-cidr: %q is not a CIDR range (e.g. 10.96.0.0/16 or fd00:96::/112)", s)}
+				}
+				if p.Masked() != p {
+					return usageError{fmt.Errorf("--service-cidr: %q has host bits set; the range is %s", s, p.Masked())}
+				}
+				cfg.serviceCIDRs = append(cfg.serviceCIDRs, p)
+			}
+			if uplinks != nil {
+				if len(serviceCIDRs) == 0 {
+					return usageError{fmt.Errorf("--uplink-interfaces: needs --service-cidr (uplinks only judge service traffic)")}
+				}
+				cfg.uplinks = []string{}
+				for _, name := range uplinks {
+					name = strings.TrimSpace(name)
+					if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \x00") {
+						return usageError{fmt.Errorf("--uplink-interfaces: %q is not an interface name", name)}
+					}
+					cfg.uplinks = append(cfg.uplinks, name)
 				}
 			}
 			if cfg.netns != "" && !strings.Contains(cfg.netns, "/") {
@@ -87,6 +120,8 @@ with one error naming the feature.`,
 	f.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":9962", `Prometheus metrics address ("0" disables)`)
 	f.StringVar(&cfg.healthAddr, "health-probe-bind-address", ":9963", `/healthz and /readyz address ("0" disables)`)
 	f.StringSliceVar(&hostIPs, "host-ips", nil, "the node's own addresses, comma-separated (default: the Node object's InternalIP and ExternalIP addresses)")
+	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's service address range, as kube-apiserver's --service-cluster-ip-range (repeatable or comma-separated, IPv4 and IPv6): pods' egress to it is judged after kube-proxy's DNAT, against the backend pod (default: none; egress to a service address is then judged against the address itself)")
+	f.StringSliceVar(&uplinks, "uplink-interfaces", nil, "interfaces towards other nodes where service traffic to remote backends is judged, comma-separated (default: detected: interfaces of routes with a gateway and of default routes)")
 	f.StringVar(&cfg.netns, "netns", "", "network namespace (path, or name under /var/run/netns) holding the pods' host-side interfaces (default: the enforcer's own)")
 	return cmd
 }
@@ -131,6 +166,8 @@ func runEnforcer(ctx context.Context, cfg enforcerConfig) error {
 		HostIPs:        cfg.hostIPs,
 		PinDir:         cfg.pinDir,
 		NetNS:          cfg.netns,
+		ServiceCIDRs:   cfg.serviceCIDRs,
+		Uplinks:        cfg.uplinks,
 		Flows:          flowOut,
 		Registerer:     reg,
 		MetricsAddr:    cfg.metricsAddr,

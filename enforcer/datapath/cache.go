@@ -24,6 +24,8 @@ func applyOp(e *Entries, o op, n int) {
 		applyN(e.Policy, keys, o.values, o.delete, n)
 	case []bpf.PalisadePolicyRangeKey:
 		applyN(e.PolicyRanges, keys, o.values, o.delete, n)
+	case []bpf.PalisadeAddrKey:
+		applyN(e.EndpointIPs, keys, o.values, o.delete, n)
 	}
 }
 
@@ -49,6 +51,7 @@ func (e Entries) clone() Entries {
 	copyInto(c.Policy, e.Policy)
 	copyInto(c.PolicyRanges, e.PolicyRanges)
 	copyInto(c.ServiceCIDRs, e.ServiceCIDRs)
+	copyInto(c.EndpointIPs, e.EndpointIPs)
 	copyInto(c.Pods, e.Pods)
 	copyInto(c.Unresolved, e.Unresolved)
 	return c

@@ -48,8 +48,12 @@ func (t ConntrackTimeouts) withDefaults() ConntrackTimeouts {
 
 // idleLimit is the timeout of one entry.
 func (t ConntrackTimeouts) idleLimit(k *bpf.PalisadeCtKey, v *bpf.PalisadeCtValue) time.Duration {
+	// A service flow's post-DNAT entry never sees its replies: they come
+	// back un-NATed through the deferred entry. It lives as a replied
+	// flow would.
+	replied := v.Flags&uint32(bpf.PalisadeCtFlagsCT_F_SEEN_REPLY|bpf.PalisadeCtFlagsCT_F_SERVICE) != 0
 	switch {
-	case v.Flags&uint32(bpf.PalisadeCtFlagsCT_F_SEEN_REPLY) == 0:
+	case !replied:
 		return t.Unreplied
 	case k.Protocol == unix.IPPROTO_TCP || k.Protocol == unix.IPPROTO_SCTP:
 		return t.Established

@@ -22,10 +22,14 @@ type Entries struct {
 	Endpoints    map[uint32]bpf.PalisadeEndpointValue
 	Policy       map[bpf.PalisadePolicyKey]bpf.PalisadePolicyValue
 	PolicyRanges map[bpf.PalisadePolicyRangeKey]bpf.PalisadePolicyValue
-	// ServiceCIDRs is always empty from Translate: nothing judges
-	// deferred flows after DNAT yet (bpf/doc.go). Adopted maps may hold
-	// some; Sync removes them.
+	// ServiceCIDRs are the service address ranges whose egress is judged
+	// after the node's DNAT, against the backend (Translate's services).
 	ServiceCIDRs map[bpf.PalisadeIpKey]bpf.PalisadeServiceValue
+	// EndpointIPs maps each enforced pod's addresses to its interface:
+	// how a packet judged after DNAT, away from its source's interface,
+	// finds its source. Every entry names an endpoint of Endpoints (the
+	// plan's ordering relies on it).
+	EndpointIPs map[bpf.PalisadeAddrKey]bpf.PalisadeEndpointIpValue
 
 	// Pods names the pod behind each endpoint, for reports.
 	Pods map[uint32]policy.PodRef
@@ -42,6 +46,7 @@ func newEntries() Entries {
 		Policy:       map[bpf.PalisadePolicyKey]bpf.PalisadePolicyValue{},
 		PolicyRanges: map[bpf.PalisadePolicyRangeKey]bpf.PalisadePolicyValue{},
 		ServiceCIDRs: map[bpf.PalisadeIpKey]bpf.PalisadeServiceValue{},
+		EndpointIPs:  map[bpf.PalisadeAddrKey]bpf.PalisadeEndpointIpValue{},
 		Pods:         map[uint32]policy.PodRef{},
 		Unresolved:   map[policy.PodRef]error{},
 	}
@@ -52,7 +57,12 @@ func newEntries() Entries {
 // cannot resolve is left out and listed in Entries.Unresolved rather than
 // failing the whole node. The error reports input no datapath can hold
 // (a rule or prefix that cannot be encoded), naming it.
-func Translate(state *policy.State, ifindex IfindexFunc) (Entries, error) {
+//
+// services are the cluster's service address ranges (kube-apiserver's
+// --service-cluster-ip-range): pods' egress to them is deferred to the
+// post-DNAT hooks and judged against the backend. None defers nothing:
+// egress to a service address is then judged against the address itself.
+func Translate(state *policy.State, ifindex IfindexFunc, services ...netip.Prefix) (Entries, error) {
 	if state == nil {
 		return Entries{}, errors.New("translate state: nil state")
 	}
@@ -66,8 +76,37 @@ func Translate(state *policy.State, ifindex IfindexFunc) (Entries, error) {
 	if err := e.addRules(state.Rules); err != nil {
 		return Entries{}, err
 	}
+	if err := e.addServices(services); err != nil {
+		return Entries{}, err
+	}
 	e.addEndpoints(state.Endpoints, ifindex)
 	return e, nil
+}
+
+func (e *Entries) addServices(services []netip.Prefix) error {
+	for _, p := range services {
+		k, err := bpf.NewIPKey(p.Masked())
+		if err != nil {
+			return fmt.Errorf("translate service range %s: %w", p, err)
+		}
+		e.ServiceCIDRs[k] = bpf.PalisadeServiceValue{}
+	}
+	return nil
+}
+
+// NewAddrKey encodes a pod address as an endpoint_ips key.
+func NewAddrKey(a netip.Addr) (bpf.PalisadeAddrKey, bool) {
+	a = a.Unmap()
+	switch {
+	case a.Is4():
+		k := bpf.PalisadeAddrKey{Family: uint8(bpf.PalisadeFamilyFAMILY_IPV4)}
+		v4 := a.As4()
+		copy(k.Addr[:], v4[:])
+		return k, true
+	case a.Is6():
+		return bpf.PalisadeAddrKey{Family: uint8(bpf.PalisadeFamilyFAMILY_IPV6), Addr: a.As16()}, true
+	}
+	return bpf.PalisadeAddrKey{}, false
 }
 
 func (e *Entries) addIPs(ips []policy.IPEntry) error {
@@ -168,6 +207,13 @@ func (e *Entries) addEndpoints(eps []policy.LocalEndpoint, ifindex IfindexFunc) 
 		}
 		e.Endpoints[k] = endpointValue(ep)
 		e.Pods[k] = ep.Pod
+		for _, a := range ep.IPs {
+			ak, ok := NewAddrKey(a)
+			if _, taken := e.EndpointIPs[ak]; !ok || taken {
+				continue // the first pod (by name) keeps a shared address
+			}
+			e.EndpointIPs[ak] = bpf.PalisadeEndpointIpValue{Ifindex: k}
+		}
 	}
 }
 

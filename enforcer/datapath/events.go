@@ -48,6 +48,14 @@ const (
 	ReasonFragment    = Reason(bpf.PalisadeReasonREASON_FRAGMENT)
 	ReasonRevoked     = Reason(bpf.PalisadeReasonREASON_REVOKED)
 	ReasonNonIP       = Reason(bpf.PalisadeReasonREASON_NON_IP)
+	ReasonTCPNotNew   = Reason(bpf.PalisadeReasonREASON_TCP_NOT_NEW)
+	// ReasonServiceSourceUnknown: a packet deferred to the post-DNAT
+	// judgement whose source is no local pod (the pod left, or it was
+	// masqueraded and the kernel's conntrack could not tell): dropped.
+	ReasonServiceSourceUnknown = Reason(bpf.PalisadeReasonREASON_SERVICE_SOURCE_UNKNOWN)
+	// ReasonServiceUnconfirmed: a reply through a deferred flow that no
+	// post-DNAT hook allowed (its backend was reached past every hook).
+	ReasonServiceUnconfirmed = Reason(bpf.PalisadeReasonREASON_SERVICE_UNCONFIRMED)
 )
 
 func (r Reason) String() string {
@@ -70,6 +78,12 @@ func (r Reason) String() string {
 		return "no longer allowed"
 	case ReasonNonIP:
 		return "not IP"
+	case ReasonTCPNotNew:
+		return "TCP packet of no tracked connection"
+	case ReasonServiceSourceUnknown:
+		return "service traffic from no local pod"
+	case ReasonServiceUnconfirmed:
+		return "reply of service traffic never allowed after DNAT"
 	}
 	return fmt.Sprintf("reason(%d)", uint32(r))
 }
@@ -95,17 +109,30 @@ type Event struct {
 	// Src and Dst are invalid when the packet was not parsed far enough.
 	// Ports are 0 for protocols without them.
 	Src, Dst netip.AddrPort
+	// AfterDNAT says the packet was judged after the node's DNAT of a
+	// service address: Dst is the backend, and Service the address the
+	// pod sent to (invalid if unknown).
+	AfterDNAT bool
+	Service   netip.AddrPort
 }
 
-// eventSize is the size of struct event (bpf/include/abi.h).
-const eventSize = int(unsafe.Sizeof(bpf.PalisadeEvent{}))
+// eventSize is the size of struct event (bpf/include/abi.h);
+// legacyEventSize that of the programs before service judgement (a
+// restarted enforcer reads their events while adopted links switch).
+const (
+	eventSize       = int(unsafe.Sizeof(bpf.PalisadeEvent{}))
+	legacyEventSize = 72
+)
 
 // DecodeEvent decodes one ring buffer record. It fails on a record too
 // short for struct event or with an unknown address family; the rest is
 // reported as found, for flow records must show what the kernel said.
 func DecodeEvent(raw []byte) (Event, error) {
-	if len(raw) < eventSize {
+	if len(raw) != legacyEventSize && len(raw) < eventSize {
 		return Event{}, fmt.Errorf("decode event: %d bytes, want %d", len(raw), eventSize)
+	}
+	if len(raw) == legacyEventSize {
+		raw = append(append([]byte(nil), raw...), make([]byte, eventSize-len(raw))...)
 	}
 	var e bpf.PalisadeEvent
 	if _, err := binary.Decode(raw[:eventSize], binary.NativeEndian, &e); err != nil {
@@ -122,14 +149,22 @@ func DecodeEvent(raw []byte) (Event, error) {
 		RuleID:      e.RuleId,
 		Protocol:    policy.Protocol(e.Protocol),
 	}
+	ev.AfterDNAT = e.Flags&uint32(bpf.PalisadeEventFlagsEVENT_F_SERVICE) != 0
+	hasService := ev.AfterDNAT && e.ServiceAddr != [16]byte{}
 	switch e.Family {
 	case 0: // not parsed far enough to have addresses
 	case uint8(bpf.PalisadeFamilyFAMILY_IPV4):
 		ev.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(e.Saddr[:4])), e.Sport)
 		ev.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(e.Daddr[:4])), e.Dport)
+		if hasService {
+			ev.Service = netip.AddrPortFrom(netip.AddrFrom4([4]byte(e.ServiceAddr[:4])), e.ServicePort)
+		}
 	case uint8(bpf.PalisadeFamilyFAMILY_IPV6):
 		ev.Src = netip.AddrPortFrom(netip.AddrFrom16(e.Saddr), e.Sport)
 		ev.Dst = netip.AddrPortFrom(netip.AddrFrom16(e.Daddr), e.Dport)
+		if hasService {
+			ev.Service = netip.AddrPortFrom(netip.AddrFrom16(e.ServiceAddr), e.ServicePort)
+		}
 	default:
 		return Event{}, fmt.Errorf("decode event: unknown address family %d", e.Family)
 	}

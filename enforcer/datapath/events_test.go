@@ -32,6 +32,11 @@ func TestDecodeEvent(t *testing.T) {
 	v6.Family, v6.Saddr, v6.Daddr = 6, addr16("fd00::2"), addr16("fd00::3")
 	unparsed := v4
 	unparsed.Family, unparsed.Protocol, unparsed.Reason = 0, 0, uint32(bpf.PalisadeReasonREASON_NON_IP)
+	service := v4
+	service.Direction, service.Flags = uint8(bpf.PalisadeDirectionDIR_EGRESS), uint32(bpf.PalisadeEventFlagsEVENT_F_SERVICE)
+	service.ServiceAddr, service.ServicePort = addr16("10.96.0.10"), 80
+	serviceLost := service
+	serviceLost.ServiceAddr, serviceLost.ServicePort = [16]byte{}, 0
 
 	cases := []struct {
 		name string
@@ -44,6 +49,13 @@ func TestDecodeEvent(t *testing.T) {
 		{"ipv6", v6, Event{Monotonic: 5 * time.Second, Ifindex: 7, Direction: policy.Ingress, Verdict: VerdictDrop, Reason: ReasonPolicyMiss,
 			SrcIdentity: 300, DstIdentity: 301, RuleID: 12, Protocol: policy.ProtocolTCP,
 			Src: netip.MustParseAddrPort("[fd00::2]:40000"), Dst: netip.MustParseAddrPort("[fd00::3]:8080")}},
+		{"after DNAT", service, Event{Monotonic: 5 * time.Second, Ifindex: 7, Direction: policy.Egress, Verdict: VerdictDrop, Reason: ReasonPolicyMiss,
+			SrcIdentity: 300, DstIdentity: 301, RuleID: 12, Protocol: policy.ProtocolTCP,
+			Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dst: netip.MustParseAddrPort("10.0.0.3:8080"),
+			AfterDNAT: true, Service: netip.MustParseAddrPort("10.96.0.10:80")}},
+		{"after DNAT, service unknown", serviceLost, Event{Monotonic: 5 * time.Second, Ifindex: 7, Direction: policy.Egress, Verdict: VerdictDrop, Reason: ReasonPolicyMiss,
+			SrcIdentity: 300, DstIdentity: 301, RuleID: 12, Protocol: policy.ProtocolTCP,
+			Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dst: netip.MustParseAddrPort("10.0.0.3:8080"), AfterDNAT: true}},
 		{"not parsed", unparsed, Event{Monotonic: 5 * time.Second, Ifindex: 7, Direction: policy.Ingress, Verdict: VerdictDrop, Reason: ReasonNonIP,
 			SrcIdentity: 300, DstIdentity: 301, RuleID: 12}},
 	}
@@ -60,12 +72,27 @@ func TestDecodeEvent(t *testing.T) {
 	}
 }
 
+// Programs of the previous layout (72-byte events) may run until adopted
+// links switch: their records decode without the service fields.
+func TestDecodeLegacyEvent(t *testing.T) {
+	e := bpf.PalisadeEvent{Ifindex: 3, Family: 4, Saddr: addr16("10.0.0.2"), Daddr: addr16("10.0.0.3"), Verdict: uint8(bpf.PalisadeEventVerdictEVENT_DROP)}
+	raw := encodeEvent(t, e)[:legacyEventSize]
+	got, err := DecodeEvent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Ifindex != 3 || got.Src.Addr() != netip.MustParseAddr("10.0.0.2") || got.AfterDNAT || got.Service.IsValid() {
+		t.Errorf("decoded %+v", got)
+	}
+}
+
 func TestDecodeEventRejects(t *testing.T) {
 	bad := bpf.PalisadeEvent{Family: 9}
 	for name, raw := range map[string][]byte{
-		"short":          make([]byte, eventSize-1),
-		"empty":          nil,
-		"unknown family": encodeEvent(t, bad),
+		"short":                   make([]byte, eventSize-1),
+		"shorter than any layout": make([]byte, legacyEventSize-1),
+		"empty":                   nil,
+		"unknown family":          encodeEvent(t, bad),
 	} {
 		if _, err := DecodeEvent(raw); err == nil || !strings.HasPrefix(err.Error(), "decode event: ") {
 			t.Errorf("%s: error %v", name, err)

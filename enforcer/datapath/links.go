@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/palisade-dev/palisade/bpf"
 )
 
 // The two attachments of one pod's host interface: from_pod at tcx
@@ -22,6 +23,7 @@ type endpointLinks struct {
 const (
 	pinFromPod = "from_pod"
 	pinToPod   = "to_pod"
+	pinUplink  = "uplink"
 )
 
 func (l *endpointLinks) all() []link.Link {
@@ -45,14 +47,22 @@ func (l *endpointLinks) close() {
 func (l *endpointLinks) detach() error {
 	var errs []error
 	for _, x := range l.all() {
-		if err := x.Detach(); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		if err := x.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		x.Close()
+		errs = append(errs, detachLink(x))
 	}
+	return errors.Join(errs...)
+}
+
+// detachLink takes one program off its interface, removes its pin and
+// closes it.
+func detachLink(x link.Link) error {
+	var errs []error
+	if err := x.Detach(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := x.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	x.Close()
 	return errors.Join(errs...)
 }
 
@@ -91,7 +101,7 @@ func (d *Datapath) adoptLinks() error {
 		}
 		info, err := l.Info()
 		want := ebpf.AttachTCXIngress
-		if which == pinToPod {
+		if which == pinToPod || which == pinUplink {
 			want = ebpf.AttachTCXEgress
 		}
 		switch {
@@ -103,6 +113,9 @@ func (d *Datapath) adoptLinks() error {
 			d.log.Info("removing link of a deleted interface", "pin", path)
 		case info.TCX().Ifindex != ifindex:
 			d.log.Warn("removing link pinned under another interface's name", "pin", path, "ifindex", info.TCX().Ifindex)
+		case which == pinUplink:
+			d.adoptUplink(l, ifindex, info.Program, stateIDs)
+			continue
 		default:
 			d.adoptLink(l, ifindex, which, info.Program, stateIDs)
 			continue
@@ -139,7 +152,7 @@ func (d *Datapath) adoptLink(l link.Link, ifindex uint32, which string, prog ebp
 
 func parseLinkPin(name string) (uint32, string, bool) {
 	idx, which, ok := strings.Cut(name, "_")
-	if !ok || (which != pinFromPod && which != pinToPod) {
+	if !ok || (which != pinFromPod && which != pinToPod && which != pinUplink) {
 		return 0, "", false
 	}
 	n, err := strconv.ParseUint(idx, 10, 32)
@@ -149,9 +162,13 @@ func parseLinkPin(name string) (uint32, string, bool) {
 	return uint32(n), which, true
 }
 
+// stateMapIDs identifies this run's state maps to programUsesMaps by the
+// endpoints map alone: every program reads it (not every program reads
+// every state map), and the state maps are adopted or replaced together,
+// so a program reading this run's endpoints reads this run's state.
 func (d *Datapath) stateMapIDs() ([]ebpf.MapID, error) {
 	var ids []ebpf.MapID
-	for _, name := range stateMaps() {
+	for _, name := range []string{bpf.PalisadeMapEndpoints} {
 		info, err := d.mapsByName()[name].Info()
 		if err != nil {
 			return nil, fmt.Errorf("read map %s info: %w", name, err)

@@ -29,6 +29,8 @@ func (d *Datapath) write(o op) (int, error) {
 		n, err = writeBatch(m, keys, o.values, o.delete)
 	case []bpf.PalisadePolicyRangeKey:
 		n, err = writeBatch(m, keys, o.values, o.delete)
+	case []bpf.PalisadeAddrKey:
+		n, err = writeBatch(m, keys, o.values, o.delete)
 	default:
 		return 0, fmt.Errorf("write %s: unexpected key type %T", o.target, o.keys)
 	}
@@ -51,6 +53,8 @@ func (d *Datapath) mapFor(id mapID) *ebpf.Map {
 		return d.objs.Policy
 	case mapPolicyRanges:
 		return d.objs.PolicyRanges
+	case mapEndpointIPs:
+		return d.objs.EndpointIps
 	}
 	return d.objs.ServiceCidrs
 }
@@ -115,6 +119,8 @@ func sliceFrom(values any, from int) any {
 		return v[from:]
 	case []bpf.PalisadeServiceValue:
 		return v[from:]
+	case []bpf.PalisadeEndpointIpValue:
+		return v[from:]
 	}
 	return values
 }
@@ -129,6 +135,8 @@ func elementOf(values any, i int) any {
 		return &v[i]
 	case []bpf.PalisadeServiceValue:
 		return &v[i]
+	case []bpf.PalisadeEndpointIpValue:
+		return &v[i]
 	}
 	return nil
 }
@@ -142,6 +150,7 @@ func (d *Datapath) readState() error {
 		readMap(d.objs.Policy, func(k bpf.PalisadePolicyKey, v bpf.PalisadePolicyValue) { e.Policy[k] = v }),
 		readMap(d.objs.PolicyRanges, func(k bpf.PalisadePolicyRangeKey, v bpf.PalisadePolicyValue) { e.PolicyRanges[k] = v }),
 		readMap(d.objs.ServiceCidrs, func(k bpf.PalisadeIpKey, v bpf.PalisadeServiceValue) { e.ServiceCIDRs[canonicalIPKey(k)] = v }),
+		readMap(d.objs.EndpointIps, func(k bpf.PalisadeAddrKey, v bpf.PalisadeEndpointIpValue) { e.EndpointIPs[k] = v }),
 	)
 	if err != nil {
 		return fmt.Errorf("read state maps: %w", err)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/palisade-dev/palisade/bpf"
 	"github.com/palisade-dev/palisade/enforcer/policy"
 )
@@ -38,6 +39,22 @@ type Options struct {
 	// Conntrack sets the idle timeouts of the conntrack collector; zero
 	// fields take the defaults of DefaultConntrackTimeouts.
 	Conntrack ConntrackTimeouts
+	// ServiceCIDRs are the cluster's service address ranges (kube-
+	// apiserver's --service-cluster-ip-range, IPv4 and IPv6). Pods'
+	// egress to them is judged after the node's DNAT (kube-proxy),
+	// against the backend pod: at the backend's interface when it is
+	// local, at an uplink (see Uplinks) when it is not. Empty defers
+	// nothing: egress to a service address is judged against the address
+	// itself, which no pod selector matches, and no uplink is attached.
+	ServiceCIDRs []netip.Prefix
+	// Uplinks names the node's interfaces towards other nodes and the
+	// world, where deferred service traffic to remote backends is judged
+	// (tcx egress). Nil detects them: every interface a route with a
+	// gateway (the default route, routes to other nodes' pod ranges) or a
+	// device-only default route leaves through, loopback excepted. Used
+	// only with ServiceCIDRs; an interface that cannot be found or
+	// attached fails Open.
+	Uplinks []string
 	// Logger receives one line per replaced pin, adopted or stale link;
 	// nil discards them.
 	Logger *slog.Logger
@@ -57,12 +74,12 @@ func (o Options) pinDir() (string, error) {
 // together: a program must never see some of them from one enforcer's
 // view and some from another's.
 func stateMaps() []string {
-	return []string{bpf.PalisadeMapIpIdentity, bpf.PalisadeMapEndpoints, bpf.PalisadeMapPolicy, bpf.PalisadeMapPolicyRanges, bpf.PalisadeMapServiceCidrs}
+	return []string{bpf.PalisadeMapIpIdentity, bpf.PalisadeMapEndpoints, bpf.PalisadeMapPolicy, bpf.PalisadeMapPolicyRanges, bpf.PalisadeMapServiceCidrs, bpf.PalisadeMapEndpointIps}
 }
 
 // The maps the programs fill themselves; each is adopted on its own.
 func runtimeMaps() []string {
-	return []string{bpf.PalisadeMapConntrack, bpf.PalisadeMapFragments, bpf.PalisadeMapEvents, bpf.PalisadeMapCounters, bpf.PalisadeMapEventBudget}
+	return []string{bpf.PalisadeMapConntrack, bpf.PalisadeMapFragments, bpf.PalisadeMapEvents, bpf.PalisadeMapCounters, bpf.PalisadeMapEventBudget, bpf.PalisadeMapServiceOrigin}
 }
 
 // Datapath is the loaded, pinned datapath of one node. Its methods are
@@ -89,6 +106,10 @@ type Datapath struct {
 	// programs over that enforcer's maps, because this one's state maps
 	// were replaced: they switch once a Sync has filled the new maps.
 	pending map[uint32]bool
+	// uplinks holds palisade_uplink's attachments by interface, and
+	// pendingUplinks those adopted with a previous run's programs.
+	uplinks        map[uint32]link.Link
+	pendingUplinks map[uint32]bool
 
 	// pods maps interfaces to pods for event readers, without mu.
 	pods atomic.Pointer[map[uint32]policy.PodRef]
@@ -105,8 +126,9 @@ type Datapath struct {
 // replaced, all of them are: the links adopted from the previous run keep
 // its programs and complete map set until the first Sync has filled the
 // new maps, then switch atomically. A replaced runtime map starts empty:
-// a replaced conntrack forgets the tracked flows, whose replies into
-// isolated directions are then judged as new flows.
+// a replaced conntrack forgets the tracked flows, whose packets into
+// isolated directions are then dropped unless they open a new flow (a
+// TCP packet other than a SYN never does).
 func Open(opts Options) (*Datapath, error) {
 	return open(opts, nodeProbes())
 }
@@ -126,6 +148,9 @@ func open(opts Options, probes featureProbes) (*Datapath, error) {
 		applied: newEntries(),
 		links:   map[uint32]*endpointLinks{},
 		pending: map[uint32]bool{},
+
+		uplinks:        map[uint32]link.Link{},
+		pendingUplinks: map[uint32]bool{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -153,6 +178,9 @@ func open(opts Options, probes featureProbes) (*Datapath, error) {
 		return fail(err)
 	}
 	if d.finder, err = NewInterfaceFinder(opts.NetNS); err != nil {
+		return fail(err)
+	}
+	if err := d.reconcileUplinks(); err != nil {
 		return fail(err)
 	}
 	return d, nil
@@ -250,16 +278,18 @@ func isStateMap(name string) bool {
 func (d *Datapath) mapsByName() map[string]*ebpf.Map {
 	m := d.objs.PalisadeMaps
 	return map[string]*ebpf.Map{
-		bpf.PalisadeMapIpIdentity:   m.IpIdentity,
-		bpf.PalisadeMapEndpoints:    m.Endpoints,
-		bpf.PalisadeMapPolicy:       m.Policy,
-		bpf.PalisadeMapPolicyRanges: m.PolicyRanges,
-		bpf.PalisadeMapServiceCidrs: m.ServiceCidrs,
-		bpf.PalisadeMapConntrack:    m.Conntrack,
-		bpf.PalisadeMapFragments:    m.Fragments,
-		bpf.PalisadeMapEvents:       m.Events,
-		bpf.PalisadeMapCounters:     m.Counters,
-		bpf.PalisadeMapEventBudget:  m.EventBudget,
+		bpf.PalisadeMapIpIdentity:    m.IpIdentity,
+		bpf.PalisadeMapEndpoints:     m.Endpoints,
+		bpf.PalisadeMapPolicy:        m.Policy,
+		bpf.PalisadeMapPolicyRanges:  m.PolicyRanges,
+		bpf.PalisadeMapServiceCidrs:  m.ServiceCidrs,
+		bpf.PalisadeMapConntrack:     m.Conntrack,
+		bpf.PalisadeMapFragments:     m.Fragments,
+		bpf.PalisadeMapEvents:        m.Events,
+		bpf.PalisadeMapCounters:      m.Counters,
+		bpf.PalisadeMapEventBudget:   m.EventBudget,
+		bpf.PalisadeMapEndpointIps:   m.EndpointIps,
+		bpf.PalisadeMapServiceOrigin: m.ServiceOrigin,
 	}
 }
 
@@ -318,6 +348,10 @@ func (d *Datapath) closeFDs() {
 		l.close()
 	}
 	d.links = map[uint32]*endpointLinks{}
+	for _, l := range d.uplinks {
+		l.Close()
+	}
+	d.uplinks = map[uint32]link.Link{}
 	if d.finder != nil {
 		d.finder.Close()
 		d.finder = nil
@@ -338,6 +372,12 @@ func (d *Datapath) Remove() error {
 		}
 	}
 	d.links = map[uint32]*endpointLinks{}
+	for idx, l := range d.uplinks {
+		if err := detachLink(l); err != nil {
+			errs = append(errs, fmt.Errorf("detach uplink %d: %w", idx, err))
+		}
+	}
+	d.uplinks = map[uint32]link.Link{}
 	if err := os.RemoveAll(d.pinDir); err != nil {
 		errs = append(errs, fmt.Errorf("remove pins: %w", err))
 	}

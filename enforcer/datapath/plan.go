@@ -29,6 +29,7 @@ const (
 	mapPolicy
 	mapPolicyRanges
 	mapServiceCIDRs
+	mapEndpointIPs
 )
 
 func (m mapID) String() string {
@@ -43,6 +44,8 @@ func (m mapID) String() string {
 		return bpf.PalisadeMapPolicyRanges
 	case mapServiceCIDRs:
 		return bpf.PalisadeMapServiceCidrs
+	case mapEndpointIPs:
+		return bpf.PalisadeMapEndpointIps
 	}
 	return "unknown map"
 }
@@ -68,6 +71,8 @@ func (o op) len() int {
 		return len(k)
 	case []bpf.PalisadePolicyRangeKey:
 		return len(k)
+	case []bpf.PalisadeAddrKey:
+		return len(k)
 	}
 	return 0
 }
@@ -85,8 +90,9 @@ func (o op) len() int {
 //     transitIdentity if it changes (no rule names it). Set before any
 //     allow is withdrawn, so that an endpoint losing its last open
 //     direction never sees the old allows without its new isolation.
-//  2. service_cidrs entries go (a deferred flow is passed here; judging
-//     it instead is stricter).
+//  2. endpoint_ips entries next lacks or points elsewhere are deleted: a
+//     packet judged after DNAT whose source address has no entry is
+//     dropped, so no moment judges it as another pod's egress.
 //  3. policy and policy_ranges keys next lacks are deleted.
 //  4. every ip_identity prefix that appears, disappears or changes
 //     identity is set to transitIdentity. With all old and new prefixes
@@ -96,6 +102,14 @@ func (o op) len() int {
 // After step 4 the maps allow only what both cur and next allow: rules are
 // cur∩next, every changed address or endpoint identity matches no rule
 // but "any peer" ones, isolation is the union, audit the intersection.
+//
+// Pivot: service_cidrs entries next lacks are deleted, then those it adds
+// are written. Neither judging egress to a service address before DNAT
+// (against the address) nor after (against the backend) is the stricter
+// one in general, so the ranges change only here, where the rules in
+// force are those both States share: up to this point a flow is treated
+// as cur treats it, under rules no looser than cur's; from here on as next
+// treats it, under rules no looser than next's.
 //
 // Loosen, where every moment allows no more than next:
 //  5. policy and policy_ranges keys next adds (or re-attributes) are
@@ -109,8 +123,10 @@ func (o op) len() int {
 //     with every other map final, are tracked flows judged again: a
 //     revision bumped earlier would let a flow be re-judged against an
 //     intermediate state and keep that verdict.
-//  8. service_cidrs entries next adds (none today), then endpoints next
-//     lacks are deleted (their interfaces are detached first by Sync).
+//  8. endpoints next lacks are deleted (Sync detaches their interfaces
+//     afterwards), then endpoint_ips entries next adds or points
+//     elsewhere are written: every endpoint they can name holds next's
+//     value by now, and none of cur's leftovers remains to be named.
 //
 // An endpoint keeps its revision only when nothing that can decide one of
 // its verdicts changed: its identity and flags, any entry keyed by its
@@ -143,8 +159,14 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 	}
 	add(op{step: "tighten endpoints", target: mapEndpoints, keys: transit.keys, values: transit.values})
 
-	// 2. service ranges.
-	add(op{step: "delete service ranges", target: mapServiceCIDRs, delete: true, keys: deletedKeys(cur.ServiceCIDRs, next.ServiceCIDRs, compareIPKey)})
+	// 2. pod addresses that go or move.
+	var goneIPs []bpf.PalisadeAddrKey
+	for _, k := range sortedKeys(cur.EndpointIPs, compareAddrKey) {
+		if v, ok := next.EndpointIPs[k]; !ok || v != cur.EndpointIPs[k] {
+			goneIPs = append(goneIPs, k)
+		}
+	}
+	add(op{step: "withdraw pod addresses", target: mapEndpointIPs, delete: true, keys: goneIPs})
 
 	// 3. withdrawn allows.
 	add(op{step: "withdraw allows", target: mapPolicy, delete: true, keys: deletedKeys(cur.Policy, next.Policy, comparePolicyKey)})
@@ -159,6 +181,11 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 		}
 	}
 	add(op{step: "quarantine changing addresses", target: mapIPIdentity, keys: quarantine.keys, values: quarantine.values})
+
+	// Pivot: service ranges.
+	add(op{step: "delete service ranges", target: mapServiceCIDRs, delete: true, keys: deletedKeys(cur.ServiceCIDRs, next.ServiceCIDRs, compareIPKey)})
+	svc := upserts(cur.ServiceCIDRs, next.ServiceCIDRs, compareIPKey)
+	add(op{step: "add service ranges", target: mapServiceCIDRs, keys: svc.keys, values: svc.values})
 
 	// 5. new allows.
 	pol := upserts(cur.Policy, next.Policy, comparePolicyKey)
@@ -199,10 +226,16 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 	}
 	add(op{step: "set endpoints", target: mapEndpoints, keys: eps.keys, values: eps.values})
 
-	// 8. new service ranges, then endpoints that are gone.
-	svc := upserts(cur.ServiceCIDRs, next.ServiceCIDRs, compareIPKey)
-	add(op{step: "add service ranges", target: mapServiceCIDRs, keys: svc.keys, values: svc.values})
+	// 8. endpoints that are gone, then pod addresses. Addresses removed
+	// in step 2 only because they moved are written back here.
 	add(op{step: "delete endpoints", target: mapEndpoints, delete: true, keys: deletedKeys(cur.Endpoints, next.Endpoints, cmpUint32)})
+	var ipsUp keyValues[bpf.PalisadeAddrKey, bpf.PalisadeEndpointIpValue]
+	for _, k := range sortedKeys(next.EndpointIPs, compareAddrKey) {
+		if v, ok := cur.EndpointIPs[k]; !ok || v != next.EndpointIPs[k] {
+			ipsUp.add(k, next.EndpointIPs[k])
+		}
+	}
+	add(op{step: "add pod addresses", target: mapEndpointIPs, keys: ipsUp.keys, values: ipsUp.values})
 	return ops, final
 }
 
@@ -360,6 +393,13 @@ func compareIPKey(a, b bpf.PalisadeIpKey) int {
 		return c
 	}
 	return cmpUint32(a.Prefixlen, b.Prefixlen)
+}
+
+func compareAddrKey(a, b bpf.PalisadeAddrKey) int {
+	if a.Family != b.Family {
+		return int(a.Family) - int(b.Family)
+	}
+	return slices.Compare(a.Addr[:], b.Addr[:])
 }
 
 func comparePolicyKey(a, b bpf.PalisadePolicyKey) int {

@@ -113,11 +113,96 @@ func randomEntries(r *rand.Rand) Entries {
 			e.PolicyRanges[k] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 7}
 		}
 	}
-	if r.IntN(8) == 0 {
+	if r.IntN(2) == 0 {
 		k, _ := bpf.NewIPKey(netip.MustParsePrefix("10.96.0.0/12"))
 		e.ServiceCIDRs[k] = bpf.PalisadeServiceValue{}
 	}
+	for idx := range e.Endpoints {
+		switch r.IntN(8) {
+		case 0: // unresolved address
+		case 1: // another endpoint's (a stale or shared address)
+			e.EndpointIPs[podAddrKey(idx)] = bpf.PalisadeEndpointIpValue{Ifindex: uint32(1 + r.IntN(4))}
+		default:
+			e.EndpointIPs[podAddrKey(idx)] = bpf.PalisadeEndpointIpValue{Ifindex: idx}
+		}
+	}
+	dropDanglingAddresses(&e)
 	return e
+}
+
+// dropDanglingAddresses keeps what Translate guarantees: an endpoint_ips
+// entry names an endpoint of the same Entries.
+func dropDanglingAddresses(e *Entries) {
+	for k, v := range e.EndpointIPs {
+		if _, ok := e.Endpoints[v.Ifindex]; !ok {
+			delete(e.EndpointIPs, k)
+		}
+	}
+}
+
+// planPodAddr: 10.244.0.<n> belongs to interface n.
+func planPodAddr(n uint32) netip.Addr { return netip.AddrFrom4([4]byte{10, 244, 0, byte(n)}) }
+
+func podAddrKey(n uint32) bpf.PalisadeAddrKey {
+	k, _ := NewAddrKey(planPodAddr(n))
+	return k
+}
+
+// serviceProbe is a new flow from interface ifindex, source address
+// planPodAddr(src), to a service address the node's DNAT sends to backend.
+type serviceProbe struct {
+	ifindex, src     uint32
+	service, backend netip.Addr
+	proto            uint8
+	port             uint16
+}
+
+func (p serviceProbe) String() string {
+	return fmt.Sprintf("service flow from interface %d (%s) to %s → %s proto %d port %d", p.ifindex, planPodAddr(p.src), p.service, p.backend, p.proto, p.port)
+}
+
+// modelServiceVerdict judges a service flow as palisade.c does: against
+// the service address at the sender's interface, unless the address is in
+// a service range; then against the backend, as the egress of the
+// endpoint endpoint_ips names for the source address (none: dropped).
+func modelServiceVerdict(e Entries, p serviceProbe) bool {
+	egress := uint8(bpf.PalisadeDirectionDIR_EGRESS)
+	if _, managed := e.Endpoints[p.ifindex]; !managed {
+		return true
+	}
+	deferred := false
+	for k := range e.ServiceCIDRs {
+		if pfx, ok := prefixOf(k); ok && pfx.Contains(p.service) {
+			deferred = true
+		}
+	}
+	if !deferred {
+		pass, _ := modelVerdict(e, p.ifindex, egress, p.service, p.proto, p.port)
+		return pass
+	}
+	src, ok := e.EndpointIPs[podAddrKey(p.src)]
+	if !ok {
+		return false
+	}
+	if _, ok := e.Endpoints[src.Ifindex]; !ok {
+		return false
+	}
+	pass, _ := modelVerdict(e, src.Ifindex, egress, p.backend, p.proto, p.port)
+	return pass
+}
+
+func allServiceProbes() []serviceProbe {
+	var out []serviceProbe
+	for ifindex := uint32(1); ifindex <= 4; ifindex++ {
+		for src := uint32(1); src <= 4; src++ {
+			for _, backend := range []string{"10.1.2.3", "10.2.0.5", "8.8.8.8"} {
+				for _, proto := range []uint8{6, 17} {
+					out = append(out, serviceProbe{ifindex, src, netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr(backend), proto, 80})
+				}
+			}
+		}
+	}
+	return out
 }
 
 type probe struct {
@@ -156,6 +241,7 @@ func allProbes() []probe {
 func TestPlanNeverAllowsWhatNeitherStateAllows(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	probes := allProbes()
+	svcProbes := allServiceProbes()
 	cases := 500
 	if testing.Short() {
 		cases = 100
@@ -166,6 +252,7 @@ func TestPlanNeverAllowsWhatNeitherStateAllows(t *testing.T) {
 			// Small changes are the common case: mutate a copy.
 			next = old.clone()
 			mutate(r, &next)
+			dropDanglingAddresses(&next)
 		}
 		for k, v := range next.Endpoints {
 			v.Revision = 0
@@ -180,6 +267,10 @@ func TestPlanNeverAllowsWhatNeitherStateAllows(t *testing.T) {
 			want[j].oldPass, _ = modelVerdict(old, p.ifindex, p.dir, p.addr, p.proto, p.port)
 			want[j].newPass, _ = modelVerdict(next, p.ifindex, p.dir, p.addr, p.proto, p.port)
 		}
+		wantSvc := make([]verdict, len(svcProbes))
+		for j, p := range svcProbes {
+			wantSvc[j] = verdict{modelServiceVerdict(old, p), modelServiceVerdict(next, p)}
+		}
 		cur := old.clone()
 		for _, o := range ops {
 			for n := 1; n <= o.len(); n++ {
@@ -187,6 +278,11 @@ func TestPlanNeverAllowsWhatNeitherStateAllows(t *testing.T) {
 				applyOp(&mid, o, n)
 				for j, p := range probes {
 					if pass, _ := modelVerdict(mid, p.ifindex, p.dir, p.addr, p.proto, p.port); pass && !want[j].oldPass && !want[j].newPass {
+						t.Fatalf("case %d: after %d of %q, %s passes; neither state lets it", i, n, o.step, p)
+					}
+				}
+				for j, p := range svcProbes {
+					if modelServiceVerdict(mid, p) && !wantSvc[j].oldPass && !wantSvc[j].newPass {
 						t.Fatalf("case %d: after %d of %q, %s passes; neither state lets it", i, n, o.step, p)
 					}
 				}
@@ -227,7 +323,7 @@ func TestPlanNeverAllowsWhatNeitherStateAllows(t *testing.T) {
 // mutate makes one or two small changes, like pod churn or a policy edit.
 func mutate(r *rand.Rand, e *Entries) {
 	for range 1 + r.IntN(2) {
-		switch r.IntN(5) {
+		switch r.IntN(7) {
 		case 0:
 			k, _ := bpf.NewIPKey(netip.MustParsePrefix(worldPrefixes[r.IntN(len(worldPrefixes))]))
 			if r.IntN(2) == 0 {
@@ -255,13 +351,27 @@ func mutate(r *rand.Rand, e *Entries) {
 				ep.Identity = localIDs[r.IntN(len(localIDs))]
 				e.Endpoints[idx] = ep
 			}
+		case 5: // a pod address moves to another interface, or goes
+			k := podAddrKey(uint32(1 + r.IntN(4)))
+			if r.IntN(2) == 0 {
+				delete(e.EndpointIPs, k)
+			} else {
+				e.EndpointIPs[k] = bpf.PalisadeEndpointIpValue{Ifindex: uint32(1 + r.IntN(4))}
+			}
+		case 6: // the service ranges change (an enforcer restarted with other flags)
+			k, _ := bpf.NewIPKey(netip.MustParsePrefix("10.96.0.0/12"))
+			if _, ok := e.ServiceCIDRs[k]; ok {
+				delete(e.ServiceCIDRs, k)
+			} else {
+				e.ServiceCIDRs[k] = bpf.PalisadeServiceValue{}
+			}
 		}
 	}
 }
 
 func mapsEqual(a, b Entries) bool {
 	return equalMaps(a.IPs, b.IPs) && equalMaps(a.Endpoints, b.Endpoints) && equalMaps(a.Policy, b.Policy) &&
-		equalMaps(a.PolicyRanges, b.PolicyRanges) && equalMaps(a.ServiceCIDRs, b.ServiceCIDRs)
+		equalMaps(a.PolicyRanges, b.PolicyRanges) && equalMaps(a.ServiceCIDRs, b.ServiceCIDRs) && equalMaps(a.EndpointIPs, b.EndpointIPs)
 }
 
 func equalMaps[K, V comparable](a, b map[K]V) bool {

@@ -74,7 +74,7 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 		}
 	}
 
-	next, err := Translate(state, d.resolver(ifindex, stats.Unresolved))
+	next, err := Translate(state, d.resolver(ifindex, stats.Unresolved), d.opts.ServiceCIDRs...)
 	if err != nil {
 		return stats, fmt.Errorf("sync datapath: %w", err)
 	}
@@ -130,6 +130,9 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 	errs = append(errs, err)
 	stats.LinksSwitched, err = d.switchPending()
 	errs = append(errs, err)
+	// Uplinks come and go with routes (a tunnel device a CNI creates
+	// after start-up): detected again on every Sync.
+	errs = append(errs, d.switchPendingUplinks(), d.reconcileUplinks())
 	if len(removed) > 0 {
 		gone := make(map[uint32]bool, len(removed))
 		for _, idx := range removed {
@@ -188,6 +191,11 @@ func (d *Datapath) keepUnclaimed(next *Entries) {
 		next.Endpoints[idx] = v
 		if pod, ok := d.applied.Pods[idx]; ok {
 			next.Pods[idx] = pod
+		}
+		for k, ip := range d.applied.EndpointIPs {
+			if _, taken := next.EndpointIPs[k]; ip.Ifindex == idx && !taken {
+				next.EndpointIPs[k] = ip
+			}
 		}
 	}
 }
@@ -259,5 +267,6 @@ func (d *Datapath) fill() map[string]MapFill {
 		bpf.PalisadeMapPolicy:       {len(a.Policy), int(d.objs.Policy.MaxEntries())},
 		bpf.PalisadeMapPolicyRanges: {len(a.PolicyRanges), int(d.objs.PolicyRanges.MaxEntries())},
 		bpf.PalisadeMapServiceCidrs: {len(a.ServiceCIDRs), int(d.objs.ServiceCidrs.MaxEntries())},
+		bpf.PalisadeMapEndpointIps:  {len(a.EndpointIPs), int(d.objs.EndpointIps.MaxEntries())},
 	}
 }

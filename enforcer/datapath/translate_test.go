@@ -264,3 +264,33 @@ func TestTranslateResolverErrorIsWrapped(t *testing.T) {
 		t.Errorf("unresolved error %v does not wrap the resolver's", got)
 	}
 }
+
+func TestTranslateServicesAndPodAddresses(t *testing.T) {
+	s := compile(t, namespace("x")+pod("x", "a", "a", "10.0.0.2,fd00::2")+pod("x", "b", "b", "10.0.0.3")+pod("x", "c", "c", "10.0.0.9"))
+	services := []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16"), netip.MustParsePrefix("fd00:96::/112"), netip.MustParsePrefix("10.97.0.1/16")}
+	e, err := Translate(s, byIP(map[string]int{"10.0.0.2": 7, "10.0.0.3": 8}), services...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"10.96.0.0/16", "fd00:96::/112", "10.97.0.0/16"} {
+		if _, ok := e.ServiceCIDRs[ipKey(t, p)]; !ok {
+			t.Errorf("service range %s missing from %v", p, e.ServiceCIDRs)
+		}
+	}
+	if len(e.ServiceCIDRs) != 3 {
+		t.Errorf("%d service ranges, want 3", len(e.ServiceCIDRs))
+	}
+	want := map[string]uint32{"10.0.0.2": 7, "fd00::2": 7, "10.0.0.3": 8}
+	if len(e.EndpointIPs) != len(want) {
+		t.Errorf("pod addresses %v, want %v (the unresolved pod has none)", e.EndpointIPs, want)
+	}
+	for a, idx := range want {
+		k, _ := NewAddrKey(netip.MustParseAddr(a))
+		if got := e.EndpointIPs[k]; got.Ifindex != idx {
+			t.Errorf("%s → interface %d, want %d", a, got.Ifindex, idx)
+		}
+	}
+	if _, err := Translate(s, byIP(nil), netip.Prefix{}); err == nil || !strings.Contains(err.Error(), "translate service range") {
+		t.Errorf("invalid service range: error %v", err)
+	}
+}

@@ -139,12 +139,12 @@ func TestServices(t *testing.T) {
 	t.Run("flow records name the backend", func(t *testing.T) { testServiceFlowRecords(t, w) })
 }
 
-// needServiceCIDR skips a test whose verdicts need the enforcer to judge
+// needServiceCIDR fails a test whose verdicts need the enforcer to judge
 // traffic to a ClusterIP against its backend.
 func needServiceCIDR(t *testing.T, w *world) {
 	t.Helper()
 	if !w.enforcerServiceCIDR {
-		t.Skip("enforcer lacks --service-cidr")
+		t.Fatal("the enforcer binary lacks --service-cidr: Services cannot be judged after DNAT")
 	}
 }
 
