@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-dev/palisade/enforcer"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -28,7 +29,10 @@ func TestDemoTour(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err := run(ctx, demoOptions{assets: assets, palisade: bin, out: &out})
+	var net netResult
+	start := time.Now()
+	err := run(ctx, demoOptions{assets: assets, palisade: bin, out: &out, net: &net})
+	t.Logf("tour took %v", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -48,5 +52,60 @@ func TestDemoTour(t *testing.T) {
 	}
 	if testing.Verbose() {
 		os.Stdout.Write(out.Bytes())
+	}
+	if net.Skipped != "" {
+		if !strings.Contains(out.String(), "Skipping the enforcer part of the tour: "+net.Skipped) {
+			t.Errorf("the enforcer part was skipped without saying why")
+		}
+		testenv.SkipOrFail(t, "the enforcer part of the tour: %s", net.Skipped)
+	}
+	checkEnforcerTour(t, &net, out.String())
+}
+
+// checkEnforcerTour asserts what the datapath did: a default-denied
+// connection dropped and recorded, an allow-listed one answered, audit
+// mode passing and recording a would-drop.
+func checkEnforcerTour(t *testing.T, net *netResult, out string) {
+	t.Helper()
+	if !net.DeniedDropped {
+		t.Error("the default-denied connection was not shown dropped")
+	}
+	if want := "hello from payments/ledger on port 8080\n"; net.AllowedAnswer != want {
+		t.Errorf("allow-listed connection answered %q, want %q", net.AllowedAnswer, want)
+	}
+	if !net.StillDropped {
+		t.Error("the port outside the allow-list was not shown dropped")
+	}
+	if want := "hello from payments/ledger on port 9090\n"; net.AuditAnswer != want {
+		t.Errorf("audit-mode connection answered %q, want %q", net.AuditAnswer, want)
+	}
+	for _, tc := range []struct {
+		what    string
+		rec     enforcer.FlowRecord
+		verdict string
+		port    uint16
+		reason  string
+	}{
+		{"drop record", net.DropRecord, "dropped", 8080, "egress of payments/web isolated by payments/palisade-allow-dns, payments/palisade-default-deny; no rule allows"},
+		{"audit record", net.AuditRecord, "audit", 9090, "(audit mode: passed, reported)"},
+	} {
+		r := tc.rec
+		if r.Verdict != tc.verdict || r.Node != "node1" || r.Protocol != "TCP" || r.Source.Pod != "web" || r.Destination.Pod != "ledger" ||
+			r.Destination.Namespace != "payments" || r.Destination.Port != tc.port || !strings.Contains(r.Reason, tc.reason) {
+			t.Errorf("%s = %+v, want verdict %s from payments/web to payments/ledger:%d on node1, reason containing %q", tc.what, r, tc.verdict, tc.port, tc.reason)
+		}
+		if !strings.Contains(out, `"verdict":"`+tc.verdict+`"`) {
+			t.Errorf("the output does not show the %s's JSON line", tc.what)
+		}
+	}
+	for _, want := range []string{
+		"$ ip netns exec ", " curl -sS -m 2 http://10.244.1.11:8080/",
+		"(no answer within 1s: the packets were dropped)",
+		"$ palisade enforcer --kubeconfig ",
+		"kubectl annotate namespace payments palisade.dev/enforcement=audit",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
 	}
 }

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/internal/testenv"
 	"github.com/palisade-dev/palisade/webhook"
@@ -26,6 +28,8 @@ type demoOptions struct {
 	palisade    string // the palisade binary
 	interactive bool
 	out         io.Writer
+	// net receives what the enforcer part saw; nil discards it.
+	net *netResult
 }
 
 func demoOptionsFromEnv() demoOptions {
@@ -46,6 +50,9 @@ func run(ctx context.Context, o demoOptions) error {
 	}
 	defer os.RemoveAll(dir)
 
+	// envtest logs through controller-runtime's logger, which otherwise
+	// prints a stack trace complaining that it was never set.
+	ctrllog.SetLogger(logr.Discard())
 	say(o.out, "Starting a local control plane (kube-apiserver + etcd built from source)")
 	env := &envtest.Environment{BinaryAssetsDirectory: o.assets}
 	cfg, err := env.Start()
@@ -53,6 +60,10 @@ func run(ctx context.Context, o demoOptions) error {
 		return fmt.Errorf("start control plane: %w", err)
 	}
 	defer env.Stop()
+	// Undone before the control plane stops: the enforcer, then the pods'
+	// and node's namespaces, then the bpf filesystem.
+	var cleanup cleanups
+	defer cleanup.run()
 	admin, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return err
@@ -127,6 +138,21 @@ func run(ctx context.Context, o demoOptions) error {
 	if err := tour(ctx, k, auditFile, o.palisade); err != nil {
 		return err
 	}
+	res := o.net
+	if res == nil {
+		res = &netResult{}
+	}
+	var w *netWorld
+	if res.Skipped = enforcerUnavailable(); res.Skipped != "" {
+		fmt.Fprintf(o.out, "\n\033[1m== Skipping the enforcer part of the tour: %s\033[0m\n", res.Skipped)
+	} else {
+		if w, err = startNetwork(ctx, o, k, admin, env, cfg, dir, &cleanup); err != nil {
+			return err
+		}
+		if err := netTour(ctx, o.out, k, w, res); err != nil {
+			return err
+		}
+	}
 	if !o.interactive {
 		return nil
 	}
@@ -134,10 +160,26 @@ func run(ctx context.Context, o demoOptions) error {
 	fmt.Fprintf(o.out, "  export KUBECONFIG=%s   # a developer; %s is cluster-admin\n", kubeconfigs["alice"], kubeconfigs["admin"])
 	fmt.Fprintf(o.out, "  %s create namespace demo   # denied: no owner/env/data-classification labels\n", k.path)
 	fmt.Fprintf(o.out, "  decision records: %s (verify: %s audit verify %s)\n", auditFile, o.palisade, auditFile)
+	if w != nil {
+		printProbeHelp(o.out, w, dir)
+	}
 	fmt.Fprintln(o.out, "Press Ctrl-C to stop and clean up.")
 	<-ctx.Done()
 	say(o.out, "Stopping and cleaning up")
 	return nil
+}
+
+// cleanups undoes what the demo made, last first, on every way out:
+// success, failure and Ctrl-C.
+type cleanups []func()
+
+func (c *cleanups) push(f func()) { *c = append(*c, f) }
+
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
 }
 
 func nameOf(user string) string {

@@ -28,7 +28,7 @@ type step struct {
 // run shows the command and its output; a different exit code than the
 // tour expects stops the demo, so it never shows what did not happen.
 func (k kubectl) run(ctx context.Context, s step) error {
-	fmt.Fprintf(k.out, "\n\033[1m== %s\033[0m\n$ kubectl %s   # as %s\n", s.say, strings.Join(s.args, " "), s.user)
+	fmt.Fprintf(k.out, "\n\033[1m== %s\033[0m\n$ kubectl %s   # as %s\n", s.say, shellJoin(s.args), s.user)
 	if s.manifest != "" {
 		fmt.Fprintf(k.out, "%s", indent(strings.TrimPrefix(s.manifest, "\n")))
 	}
@@ -48,6 +48,21 @@ func (k kubectl) run(ctx context.Context, s step) error {
 		return fmt.Errorf("kubectl %s exited %d, the tour expected %d", strings.Join(s.args, " "), code, s.exit)
 	}
 	return nil
+}
+
+// shellJoin quotes the arguments a shell would split or expand, so a
+// printed command can be pasted as it is.
+func shellJoin(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r))
+		}) {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(quoted, " ")
 }
 
 func indent(s string) string {
