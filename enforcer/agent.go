@@ -22,6 +22,9 @@ type Agent struct {
 	flows   *flowWriter
 	changes *changeSet
 	view    atomic.Pointer[view]
+	// syncing is the view a Sync in progress is writing: events judged
+	// by its entries carry its numbers before view moves to it.
+	syncing atomic.Pointer[view]
 	ready   atomic.Bool
 	started atomic.Bool
 
@@ -72,7 +75,9 @@ func (a *Agent) Ready() error {
 
 // Run enforces until ctx ends, then returns nil; the pinned maps and
 // links stay, so the node keeps enforcing the last State until the next
-// agent adopts them. It returns an error at once when the node cannot run
+// agent adopts them — unless Options.DaemonSetName names a DaemonSet that
+// is gone or being deleted (an uninstall): then the links are detached
+// and the pins removed. It returns an error at once when the node cannot run
 // the datapath (wrapping datapath.ErrUnsupported; a
 // *datapath.MissingFeatureError names the feature) or the HTTP endpoints
 // cannot listen. Run may be called once.
@@ -126,6 +131,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := <-cacheDone; err != nil && ctx.Err() == nil {
 			return fmt.Errorf("start enforcer: sync caches: %w", err)
 		}
+		a.release(dp)
 		return nil
 	}
 	// The first State covers everything the caches hold; its latency is
@@ -145,7 +151,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.loop(ctx, dp, w, synced)
 	cancel()
 	<-cacheDone
-	log.Info("enforcer stopped; pinned maps and links keep enforcing the last state")
+	a.release(dp)
 	return nil
 }
 
@@ -204,7 +210,9 @@ func (a *Agent) apply(ctx context.Context, dp *datapath.Datapath, w *watcher, si
 		}
 	}
 	a.pending = next
+	a.syncing.Store(next)
 	stats, err := dp.Sync(ctx, next.state, dp.Endpoint)
+	a.syncing.Store(nil)
 	if err != nil {
 		cause := "other"
 		if errors.Is(err, datapath.ErrMapFull) {
@@ -342,7 +350,7 @@ func (a *Agent) reportUnresolved(unresolved map[policy.PodRef]error) {
 func (a *Agent) recordFlows(events <-chan datapath.Event) {
 	failed := false
 	for ev := range events {
-		rec := explain(a.opts.NodeName, a.view.Load(), ev)
+		rec := explain(a.opts.NodeName, viewFor(ev, a.syncing.Load(), a.view.Load()), ev)
 		a.metrics.flowRecords.WithLabelValues(rec.Verdict).Inc()
 		if err := a.flows.write(rec); err != nil {
 			if !failed {

@@ -19,4 +19,7 @@
 //   - Retry, never guess. A failed Sync, or a pod whose interface is not
 //     there yet, is retried with backoff; until then the datapath enforces
 //     no more than the old or the new State allows.
+//   - Leave only when uninstalled. A stopping agent keeps its pins for the
+//     next one unless its own DaemonSet is gone or being deleted; if the
+//     API server cannot say, the pins stay (uninstall.go).
 package enforcer

@@ -72,6 +72,37 @@ type view struct {
 	objects map[string]int
 }
 
+// viewFor picks the view to explain ev with: during a Sync the kernel
+// holds entries of both the enforced State and the one being written
+// (identities renumbered, addresses parked), so an event is explained by
+// the first view that knows both its identities (the one being written is
+// passed first: the tightening a Sync writes first is what drops), else
+// the first view there is.
+func viewFor(ev datapath.Event, views ...*view) *view {
+	var first *view
+	for _, v := range views {
+		if v == nil || v.state == nil {
+			continue
+		}
+		if first == nil {
+			first = v
+		}
+		if v.knows(ev.SrcIdentity) && v.knows(ev.DstIdentity) {
+			return v
+		}
+	}
+	return first
+}
+
+// knows reports whether id is reserved or one of the State's identities.
+func (v *view) knows(id policy.NumericIdentity) bool {
+	if id < policy.FirstWorkloadIdentity {
+		return true
+	}
+	_, ok := v.state.Identity(id)
+	return ok
+}
+
 // explain turns a datapath event into a flow record, naming the policies
 // behind the verdict from the State's rule sources and endpoints. An event
 // that refers to something the State no longer has (it raced a Sync) is

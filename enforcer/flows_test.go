@@ -304,3 +304,38 @@ func TestExplainServiceDrop(t *testing.T) {
 		t.Errorf("record %+v: want the service unknown and the TCP reason", r)
 	}
 }
+
+// During a Sync the kernel may already judge with the numbers of the State
+// being written: the event is explained by the view that knows them.
+func TestViewForPicksTheViewThatKnowsTheIdentities(t *testing.T) {
+	stateWith := func(ids ...policy.NumericIdentity) *view {
+		s := &policy.State{}
+		for _, id := range ids {
+			s.Identities = append(s.Identities, policy.Identity{ID: id, Kind: policy.KindWorkload})
+		}
+		return &view{state: s}
+	}
+	enforced, syncing := stateWith(300, 301), stateWith(400, 401)
+	ev := func(src, dst policy.NumericIdentity) datapath.Event {
+		return datapath.Event{SrcIdentity: src, DstIdentity: dst}
+	}
+	for _, tc := range []struct {
+		name  string
+		ev    datapath.Event
+		views []*view
+		want  *view
+	}{
+		{"renumbered by the sync", ev(400, 401), []*view{syncing, enforced}, syncing},
+		{"numbers of the enforced state", ev(300, 301), []*view{syncing, enforced}, enforced},
+		{"known to both: the one being written", ev(policy.IdentityWorld, policy.IdentityHost), []*view{syncing, enforced}, syncing},
+		{"known to neither: the first", ev(500, 301), []*view{syncing, enforced}, syncing},
+		{"no sync running", ev(400, 401), []*view{nil, enforced}, enforced},
+		{"nothing enforced yet", ev(300, 301), []*view{nil, nil}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := viewFor(tc.ev, tc.views...); got != tc.want {
+				t.Errorf("viewFor picked %p, want %p", got, tc.want)
+			}
+		})
+	}
+}

@@ -42,6 +42,20 @@ type Options struct {
 	ServiceCIDRs []netip.Prefix
 	Uplinks      []string
 
+	// DaemonSetName and DaemonSetNamespace name the DaemonSet that runs
+	// this agent. A stopping agent asks the API server for it: gone or
+	// being deleted means Palisade is being uninstalled, and the agent
+	// takes its datapath off the node (links detached, maps unpinned, pin
+	// directory removed); present means an upgrade or a restart, and the
+	// pins stay for the next agent to adopt. Empty DaemonSetName keeps the
+	// pins, as does any doubt (see UninstallCheckTimeout).
+	DaemonSetName      string
+	DaemonSetNamespace string
+	// UninstallCheckTimeout bounds that question (default 5s). An API
+	// server that does not answer in time keeps the pins: a lapse in
+	// enforcement is worse than stale programs an operator can remove.
+	UninstallCheckTimeout time.Duration
+
 	// Debounce is how long the agent gathers watch events after the
 	// first one before compiling (default 50ms): a burst of changes costs
 	// one compilation and one Sync.
@@ -72,7 +86,10 @@ const (
 	// retryMin and retryMax bound the backoff of a failed or incomplete
 	// Sync (a pod whose interface does not exist yet).
 	retryMin = 100 * time.Millisecond
-	retryMax = 5 * time.Second
+	// defaultUninstallCheckTimeout leaves most of a pod's 30s grace
+	// period for removing the datapath.
+	defaultUninstallCheckTimeout = 5 * time.Second
+	retryMax                     = 5 * time.Second
 )
 
 func (o *Options) setDefaults() error {
@@ -83,6 +100,12 @@ func (o *Options) setDefaults() error {
 		if !p.IsValid() || p.Addr().Zone() != "" {
 			return fmt.Errorf("configure enforcer: service range %q is not a prefix", p)
 		}
+	}
+	if o.DaemonSetName != "" && o.DaemonSetNamespace == "" {
+		return fmt.Errorf("configure enforcer: DaemonSet %q has no namespace", o.DaemonSetName)
+	}
+	if o.UninstallCheckTimeout <= 0 {
+		o.UninstallCheckTimeout = defaultUninstallCheckTimeout
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = defaultDebounce

@@ -39,6 +39,10 @@ type enforcerConfig struct {
 	// unless --uplink-interfaces is given (then not detected).
 	serviceCIDRs []netip.Prefix
 	uplinks      []string
+	// daemonSet and daemonSetNamespace name the enforcer's own DaemonSet:
+	// gone or being deleted when the enforcer stops means an uninstall.
+	daemonSet          string
+	daemonSetNamespace string
 }
 
 func newEnforcerCommand(run func(context.Context, enforcerConfig) error) *cobra.Command {
@@ -60,7 +64,10 @@ backend: at the backend's interface on this node, else at the node's uplinks.
 Run kube-proxy with --cluster-cidr so that pod traffic is not masqueraded.
 
 Maps and links are pinned under --pin-dir: a restarted enforcer adopts them, so
-enforcement never lapses. Missing kernel features or privileges stop start-up
+enforcement never lapses. With --daemonset, a stopping enforcer asks for its
+DaemonSet: gone or being deleted (helm uninstall) takes the datapath off the
+node; present (an upgrade, a restart) or unreachable keeps the pins.
+` + "`palisade enforcer cleanup`" + ` removes them by hand. Missing kernel features or privileges stop start-up
 with one error naming the feature.`,
 		Example: `  palisade enforcer --node-name "$NODE_NAME"
   palisade enforcer --node-name node1 --netns /var/run/netns/node1 --host-ips 10.0.0.5 --flow-file /var/log/palisade/flows.jsonl
@@ -106,10 +113,16 @@ with one error naming the feature.`,
 			if cfg.netns != "" && !strings.Contains(cfg.netns, "/") {
 				cfg.netns = filepath.Join("/var/run/netns", cfg.netns)
 			}
+			if cfg.daemonSet == "" {
+				cfg.daemonSetNamespace = ""
+			} else if cfg.daemonSetNamespace == "" {
+				return usageError{fmt.Errorf("--daemonset-namespace: empty; set it or POD_NAMESPACE (the downward API's metadata.namespace)")}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg) },
 	}
+	cmd.AddCommand(newEnforcerCleanupCommand(runEnforcerCleanup))
 	f := cmd.Flags()
 	f.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else in-cluster)")
 	f.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME, from the downward API)")
@@ -123,7 +136,74 @@ with one error naming the feature.`,
 	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's service address range, as kube-apiserver's --service-cluster-ip-range (repeatable or comma-separated, IPv4 and IPv6): pods' egress to it is judged after kube-proxy's DNAT, against the backend pod (default: none; egress to a service address is then judged against the address itself)")
 	f.StringSliceVar(&uplinks, "uplink-interfaces", nil, "interfaces towards other nodes where service traffic to remote backends is judged, comma-separated (default: detected: interfaces of routes with a gateway and of default routes)")
 	f.StringVar(&cfg.netns, "netns", "", "network namespace (path, or name under /var/run/netns) holding the pods' host-side interfaces (default: the enforcer's own)")
+	f.StringVar(&cfg.daemonSet, "daemonset", "", "the DaemonSet running this enforcer: if it is gone or being deleted when the enforcer stops (an uninstall), the datapath is taken off the node (default: none; the pins always stay)")
+	f.StringVar(&cfg.daemonSetNamespace, "daemonset-namespace", os.Getenv("POD_NAMESPACE"), "the namespace of --daemonset (default: $POD_NAMESPACE, from the downward API)")
 	return cmd
+}
+
+// enforcerCleanupConfig is everything `palisade enforcer cleanup` takes.
+type enforcerCleanupConfig struct {
+	// pinDir is one node's pin directory; empty means every node's
+	// directory under datapath.DefaultPinRoot.
+	pinDir string
+	netns  string
+}
+
+func newEnforcerCleanupCommand(run func(context.Context, enforcerCleanupConfig, io.Writer) error) *cobra.Command {
+	cfg := enforcerCleanupConfig{}
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Take Palisade's datapath off this node (after an uninstall)",
+		Long: `Detaches every tc program a stopped enforcer left pinned on this node, unpins
+its maps and removes its pin directory: traffic on the pods' interfaces is no
+longer judged. An enforcer does this itself when it stops because its DaemonSet
+was deleted; run this when it could not (the API server was unreachable, the
+DaemonSet was deleted with --cascade=orphan). Run it as root on the node, never
+while an enforcer runs there.`,
+		Example: `  palisade enforcer cleanup
+  palisade enforcer cleanup --pin-dir /sys/fs/bpf/palisade/node1`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if cfg.pinDir != "" {
+				cfg.pinDir = filepath.Clean(cfg.pinDir)
+			}
+			if cfg.netns != "" && !strings.Contains(cfg.netns, "/") {
+				cfg.netns = filepath.Join("/var/run/netns", cfg.netns)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, cmd.OutOrStdout()) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.pinDir, "pin-dir", "", "the enforcer's pin directory (default: every node's directory under "+datapath.DefaultPinRoot+")")
+	f.StringVar(&cfg.netns, "netns", "", "network namespace (path, or name under /var/run/netns) holding the pods' host-side interfaces (default: this process's)")
+	return cmd
+}
+
+// runEnforcerCleanup prints each pin directory it removed.
+func runEnforcerCleanup(_ context.Context, cfg enforcerCleanupConfig, out io.Writer) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var removed []string
+	var err error
+	if cfg.pinDir == "" {
+		removed, err = enforcer.RemoveAllDatapaths(datapath.DefaultPinRoot, cfg.netns, log)
+	} else {
+		var ok bool
+		ok, err = enforcer.RemoveDatapath(cfg.pinDir, cfg.netns, log)
+		if ok {
+			removed = []string{cfg.pinDir}
+		}
+	}
+	for _, dir := range removed {
+		fmt.Fprintf(out, "removed %s\n", dir)
+	}
+	if err != nil {
+		return err
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(out, "nothing pinned: no Palisade datapath on this node")
+	}
+	return nil
 }
 
 // runEnforcer checks everything it can before touching the node: a bad
@@ -161,18 +241,20 @@ func runEnforcer(ctx context.Context, cfg enforcerConfig) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	agent, err := enforcer.New(restCfg, enforcer.Options{
-		NodeName:       cfg.nodeName,
-		IdentityLabels: std.Spec.IdentityLabels,
-		HostIPs:        cfg.hostIPs,
-		PinDir:         cfg.pinDir,
-		NetNS:          cfg.netns,
-		ServiceCIDRs:   cfg.serviceCIDRs,
-		Uplinks:        cfg.uplinks,
-		Flows:          flowOut,
-		Registerer:     reg,
-		MetricsAddr:    cfg.metricsAddr,
-		HealthAddr:     cfg.healthAddr,
-		Logger:         log,
+		NodeName:           cfg.nodeName,
+		IdentityLabels:     std.Spec.IdentityLabels,
+		HostIPs:            cfg.hostIPs,
+		PinDir:             cfg.pinDir,
+		NetNS:              cfg.netns,
+		ServiceCIDRs:       cfg.serviceCIDRs,
+		Uplinks:            cfg.uplinks,
+		DaemonSetName:      cfg.daemonSet,
+		DaemonSetNamespace: cfg.daemonSetNamespace,
+		Flows:              flowOut,
+		Registerer:         reg,
+		MetricsAddr:        cfg.metricsAddr,
+		HealthAddr:         cfg.healthAddr,
+		Logger:             log,
 	})
 	if err != nil {
 		return usageError{err}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ func TestEnforcerFlags(t *testing.T) {
 		name    string
 		args    []string
 		env     string // NODE_NAME
+		podNS   string // POD_NAMESPACE
 		want    enforcerConfig
 		wantErr string
 	}{
@@ -53,6 +55,13 @@ func TestEnforcerFlags(t *testing.T) {
 		{name: "service range with host bits", args: []string{"--node-name=n", "--service-cidr=10.96.0.1/16"}, wantErr: `--service-cidr: "10.96.0.1/16" has host bits set; the range is 10.96.0.0/16`},
 		{name: "uplinks without service ranges", args: []string{"--node-name=n", "--uplink-interfaces=eth0"}, wantErr: "--uplink-interfaces: needs --service-cidr"},
 		{name: "bad uplink name", args: []string{"--node-name=n", "--service-cidr=10.96.0.0/16", "--uplink-interfaces=eth0,a/b"}, wantErr: `--uplink-interfaces: "a/b" is not an interface name`},
+		{name: "daemonset, namespace from the downward API", podNS: "palisade-system", args: []string{"--node-name=n", "--daemonset=palisade-enforcer"},
+			want: defaults(enforcerConfig{nodeName: "n", daemonSet: "palisade-enforcer", daemonSetNamespace: "palisade-system"})},
+		{name: "daemonset namespace flag beats the environment", podNS: "palisade-system", args: []string{"--node-name=n", "--daemonset=e", "--daemonset-namespace=other"},
+			want: defaults(enforcerConfig{nodeName: "n", daemonSet: "e", daemonSetNamespace: "other"})},
+		{name: "namespace without a daemonset is unused", podNS: "palisade-system", args: []string{"--node-name=n"},
+			want: defaults(enforcerConfig{nodeName: "n"})},
+		{name: "daemonset without a namespace", args: []string{"--node-name=n", "--daemonset=e"}, wantErr: "--daemonset-namespace: empty; set it or POD_NAMESPACE"},
 		{name: "no node name", wantErr: "--node-name: empty; set it or NODE_NAME"},
 		{name: "bad host IP", args: []string{"--node-name=n", "--host-ips=10.0.0.1,node1"}, wantErr: `--host-ips: "node1" is not an IP address`},
 		{name: "zoned host IP", args: []string{"--node-name=n", "--host-ips=fe80::1%eth0"}, wantErr: `--host-ips: "fe80::1%eth0" is not an IP address`},
@@ -61,6 +70,7 @@ func TestEnforcerFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("NODE_NAME", tc.env)
+			t.Setenv("POD_NAMESPACE", tc.podNS)
 			var got enforcerConfig
 			called := false
 			cmd := newEnforcerCommand(func(_ context.Context, c enforcerConfig) error { got, called = c, true; return nil })
@@ -145,5 +155,58 @@ current-context: c
 	}
 	if mf.Feature != want || !strings.Contains(err.Error(), "missing "+want) {
 		t.Errorf("error %q: want the missing feature %q named", err, want)
+	}
+}
+
+func TestEnforcerCleanupFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    enforcerCleanupConfig
+		wantErr string
+	}{
+		{name: "defaults: every node's directory", want: enforcerCleanupConfig{}},
+		{name: "one pin directory", args: []string{"--pin-dir=/sys/fs/bpf/palisade/node1/"}, want: enforcerCleanupConfig{pinDir: "/sys/fs/bpf/palisade/node1"}},
+		{name: "netns by name", args: []string{"--netns=node1"}, want: enforcerCleanupConfig{netns: "/var/run/netns/node1"}},
+		{name: "no arguments", args: []string{"/sys/fs/bpf/palisade"}, wantErr: `unknown command "/sys/fs/bpf/palisade"`},
+		{name: "no enforcer flags", args: []string{"--node-name=n"}, wantErr: "unknown flag: --node-name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got enforcerCleanupConfig
+			called := false
+			cmd := newEnforcerCleanupCommand(func(_ context.Context, c enforcerCleanupConfig, _ io.Writer) error { got, called = c, true; return nil })
+			cmd.SetArgs(tc.args)
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.ExecuteContext(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || called {
+					t.Fatalf("err = %v (run called: %t), want %q", err, called, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("config = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// `palisade enforcer cleanup` is a subcommand of the enforcer, and a pin
+// directory that does not exist is nothing to remove, not an error.
+func TestEnforcerCleanupNothingPinned(t *testing.T) {
+	var out bytes.Buffer
+	cmd := newEnforcerCommand(func(context.Context, enforcerConfig) error { t.Error("the enforcer ran"); return nil })
+	cmd.SetArgs([]string{"cleanup", "--pin-dir", filepath.Join(t.TempDir(), "missing")})
+	cmd.SetOut(&out)
+	cmd.SetErr(&bytes.Buffer{})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "nothing pinned") {
+		t.Errorf("output %q, want it to say nothing is pinned", out.String())
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/palisade-dev/palisade/enforcer"
+	"github.com/palisade-dev/palisade/internal/childproc"
 	"github.com/palisade-dev/palisade/internal/podnet"
 )
 
@@ -113,7 +113,7 @@ type enforcerProc struct {
 	healthAddr string
 	metrics    string
 	cmd        *exec.Cmd
-	exited     chan struct{}
+	exited     <-chan struct{}
 }
 
 func freeAddr() (string, error) {
@@ -165,21 +165,9 @@ func startEnforcer(bin, kubeconfig, pinRoot, dir string, node *podnet.Node) (*en
 	}
 	cmd := exec.Command(bin, e.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer close(exited)
-		defer log.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	exited, err := childproc.Start(cmd, log)
+	if err != nil {
 		return nil, fmt.Errorf("start palisade enforcer: %w", err)
 	}
 	e.cmd, e.exited = cmd, exited

@@ -124,8 +124,10 @@ func webhookMustNot(mode, ns, secret, service string) []call {
 
 // enforcerCalls are every request `palisade enforcer` makes: its cache
 // lists and watches Pods, Namespaces and NetworkPolicies cluster-wide and
-// its own Node (for its addresses; RBAC cannot narrow this to one node).
-func enforcerCalls() []call {
+// its own Node (for its addresses; RBAC cannot narrow this to one node);
+// stopping, it gets its own DaemonSet ds in the release namespace ns
+// (gone means an uninstall: enforcer/uninstall.go).
+func enforcerCalls(ns, ds string) []call {
 	var out []call
 	for _, v := range []string{"get", "list", "watch"} {
 		out = append(out,
@@ -135,12 +137,22 @@ func enforcerCalls() []call {
 			call{v, "", "nodes", "", "", "node1", "its node's addresses"},
 		)
 	}
-	out = append(out, call{"create", "events.k8s.io", "events", "", appNS, "", "sync failures as events"})
+	out = append(out,
+		call{"create", "events.k8s.io", "events", "", appNS, "", "sync failures as events"},
+		call{"get", "apps", "daemonsets", "", ns, ds, "its own DaemonSet: uninstall or restart"},
+	)
 	return out
 }
 
-func enforcerMustNot(ns string) []call {
+func enforcerMustNot(ns, ds string) []call {
 	return []call{
+		{"get", "apps", "daemonsets", "", ns, "other", "only its own DaemonSet"},
+		{"get", "apps", "daemonsets", "", appNS, ds, "only in the release namespace"},
+		{"list", "apps", "daemonsets", "", ns, "", "no listing DaemonSets"},
+		{"watch", "apps", "daemonsets", "", ns, "", "no watching DaemonSets"},
+		{"update", "apps", "daemonsets", "", ns, ds, "never writes its DaemonSet"},
+		{"patch", "apps", "daemonsets", "", ns, ds, "never writes its DaemonSet"},
+		{"delete", "apps", "daemonsets", "", ns, ds, "never deletes its DaemonSet"},
 		{"create", "networking.k8s.io", "networkpolicies", "", appNS, "", "it enforces policies, never writes them"},
 		{"delete", "networking.k8s.io", "networkpolicies", "", appNS, "x", "it enforces policies, never writes them"},
 		{"get", "", "secrets", "", ns, "palisade-webhook-tls", "no Secrets at all"},
@@ -188,8 +200,9 @@ func TestLeastPrivilege(t *testing.T) {
 			// The Service is named like the ServiceAccount (<fullname>-webhook).
 			check(webhookSA, append(webhookCalls(), certCalls(mode, ns, secret, webhookSA)...), true)
 			check(webhookSA, webhookMustNot(mode, ns, secret, webhookSA), false)
-			check(enforcerSA, enforcerCalls(), true)
-			check(enforcerSA, enforcerMustNot(ns), false)
+			enforcerDS := r.oneComponent(t, "DaemonSet", "enforcer").GetName()
+			check(enforcerSA, enforcerCalls(ns, enforcerDS), true)
+			check(enforcerSA, enforcerMustNot(ns, enforcerDS), false)
 		})
 	}
 }

@@ -80,7 +80,7 @@ func TestArgsAreFlagsOfTheBinary(t *testing.T) {
 	bin := palisadeBinary(t)
 	r := mustRender(t, defaultRelease, map[string]any{
 		"customRules": map[string]any{"a.yaml": "x: y\n"},
-		"enforcer":    map[string]any{"pinDir": "/sys/fs/bpf/palisade/test"},
+		"enforcer":    map[string]any{"pinDir": "/sys/fs/bpf/palisade/test", "uplinkInterfaces": []any{"eth0"}},
 	})
 	dep := typed[appsv1.Deployment](t, r.oneComponent(t, "Deployment", "webhook"))
 	ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
@@ -336,25 +336,10 @@ func (h *chartWebhook) start(t *testing.T, bin string, env *envtest.Environment,
 			standard = typed[corev1.ConfigMap](t, cm)
 		}
 	}
-	// The ServiceAccount's identity (RBAC matches a ServiceAccount
-	// subject by this user name).
-	user, err := env.AddUser(envtest.User{
-		Name:   "system:serviceaccount:" + h.ns + ":" + sa,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + h.ns},
-	}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	kubeconfig, standardFile := filepath.Join(dir, "kubeconfig"), filepath.Join(dir, "standard.yaml")
+	kubeconfig := kubeconfigFor(t, env, cfg, serviceAccountUser(h.ns, sa), dir)
+	standardFile := filepath.Join(dir, "standard.yaml")
 	h.certDir = filepath.Join(dir, "certs")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(standardFile, []byte(standard.Data["standard.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -29,22 +29,8 @@ func runHelmTestPod(t *testing.T, env *envtest.Environment, cfg *rest.Config, ns
 	if len(c.Command) != 3 || c.Command[0] != "/bin/sh" || c.Command[1] != "-c" {
 		t.Fatalf("helm test pod command %q: want /bin/sh -c SCRIPT", c.Command)
 	}
-	user, err := env.AddUser(envtest.User{
-		Name:   "system:serviceaccount:" + ns + ":" + pod.Spec.ServiceAccountName,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
-	}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := kubeconfigFor(t, env, cfg, serviceAccountUser(ns, pod.Spec.ServiceAccountName), dir)
 	assets, reason := testenv.Assets()
 	if reason != "" {
 		t.Fatal(reason)
@@ -77,4 +63,31 @@ func runHelmTestPod(t *testing.T, env *envtest.Environment, cfg *rest.Config, ns
 	if out, err := run(ns); err == nil || !strings.Contains(out, "FAIL: the pod was refused, but not by Palisade") {
 		t.Errorf("helm test pod pointed at the release namespace %s: %v, want FAIL; output:\n%s", ns, err, out)
 	}
+}
+
+// serviceAccountUser is a ServiceAccount's identity as the API server
+// sees it: RBAC matches a ServiceAccount subject by this user name.
+func serviceAccountUser(ns, name string) envtest.User {
+	return envtest.User{
+		Name:   "system:serviceaccount:" + ns + ":" + name,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
+	}
+}
+
+// kubeconfigFor writes a kubeconfig for user into dir and returns its path.
+func kubeconfigFor(t *testing.T, env *envtest.Environment, cfg *rest.Config, user envtest.User, dir string) string {
+	t.Helper()
+	u, err := env.AddUser(user, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

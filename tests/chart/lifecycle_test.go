@@ -142,19 +142,8 @@ func TestHelm4InstallUpgradeUninstall(t *testing.T) {
 	removeWebhookConfigurations(t, c)
 	t.Cleanup(func() { removeWebhookConfigurations(t, c) })
 
-	user, err := sharedEnv.AddUser(envtest.User{Name: "helm", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	home := t.TempDir()
-	kubeconfig := filepath.Join(home, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := kubeconfigFor(t, sharedEnv, nil, envtest.User{Name: "helm", Groups: []string{"system:masters"}}, home)
 	h := helmCLI{bin: bin, home: home, kubeconfig: kubeconfig}
 	const name, ns = "palisade-h4", "helm4-system"
 
@@ -239,18 +228,7 @@ func TestHelm3InstallUpgradeUninstall(t *testing.T) {
 	t.Cleanup(func() { removeWebhookConfigurations(t, c) })
 	const name, ns = "palisade-h3", "helm3-system"
 
-	user, err := sharedEnv.AddUser(envtest.User{Name: "helm3", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := kubeconfigFor(t, sharedEnv, nil, envtest.User{Name: "helm3", Groups: []string{"system:masters"}}, t.TempDir())
 	flags := genericclioptions.NewConfigFlags(false)
 	flags.KubeConfig, flags.Namespace = &kubeconfig, ptrTo(ns)
 	cfg := &action.Configuration{}

@@ -54,12 +54,20 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"caBundle not PEM", values("certs.mode", "secret", "certs.secretName", "x", "certs.caBundle", "not a certificate"), "/certs/caBundle"},
 		{"tests namespace", values("tests.namespace", "Not_A_Namespace"), "/tests/namespace"},
 		{"seccomp", values("enforcer.seccompProfile.type", "Off"), "/enforcer/seccompProfile/type"},
+		{"service range without length", values("enforcer.serviceCIDRs", []any{"10.96.0.0"}), "/enforcer/serviceCIDRs/0"},
+		{"service range length above 32", values("enforcer.serviceCIDRs", []any{"10.96.0.0/12", "10.0.0.0/33"}), "/enforcer/serviceCIDRs/1"},
+		{"service range a host name", values("enforcer.serviceCIDRs", []any{"services.local/12"}), "/enforcer/serviceCIDRs/0"},
+		{"IPv6 service range length above 128", values("enforcer.serviceCIDRs", []any{"fd00:96::/129"}), "/enforcer/serviceCIDRs/0"},
+		{"service ranges as one string", values("enforcer.serviceCIDRs", "10.96.0.0/12"), "/enforcer/serviceCIDRs"},
+		{"uplink name with a slash", values("enforcer.uplinkInterfaces", []any{"eth0/1"}), "/enforcer/uplinkInterfaces/0"},
+		{"uplink name too long", values("enforcer.uplinkInterfaces", []any{"a-very-long-interface"}), "/enforcer/uplinkInterfaces/0"},
 		// Relations the schema cannot express fail in the templates, naming the values.
 		{"secret mode without secret", values("certs.mode", "secret", "certs.caBundle", testCA), "certs.secretName"},
 		{"secret mode without CA", values("certs.mode", "secret", "certs.secretName", "mine"), "certs.caBundle"},
 		{"CA outside secret mode", values("certs.caBundle", testCA), "certs.caBundle"},
 		{"renewBefore above duration", values("certs.mode", "cert-manager", "certs.certManager.renewBefore", "9000h"), "renewBefore (9000h) < duration (8760h)"},
 		{"tests in release namespace", values("tests.namespace", releaseNS), "tests.namespace"},
+		{"uplinks without service ranges", values("enforcer.serviceCIDRs", []any{}, "enforcer.uplinkInterfaces", []any{"eth0"}), "enforcer.uplinkInterfaces: needs enforcer.serviceCIDRs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := renderValues(t, defaultRelease, tc.vals)

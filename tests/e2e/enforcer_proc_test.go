@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
+	"github.com/palisade-dev/palisade/internal/childproc"
 )
 
 // enforcerProc is one node's `palisade enforcer` process. It runs in the
@@ -36,7 +36,7 @@ type enforcerProc struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 }
 
 func freeAddr() string {
@@ -87,21 +87,8 @@ func (e *enforcerProc) start() error {
 	}
 	cmd := exec.Command(e.bin, e.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer close(exited)
-		defer log.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	exited, err := childproc.Start(cmd, log)
+	if err != nil {
 		return fmt.Errorf("start enforcer of %s: %w", e.node.net.name, err)
 	}
 	e.mu.Lock()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/palisade-dev/palisade/internal/childproc"
 )
 
 // The Service CIDRs the API server allocates ClusterIPs from; the
@@ -46,7 +47,7 @@ type kubeProxyProc struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 }
 
 // kubeProxyBinary returns the kube-proxy next to the control plane
@@ -199,21 +200,8 @@ func (k *kubeProxyProc) start() error {
 	}
 	cmd := exec.Command("ip", k.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer close(exited)
-		defer log.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	exited, err := childproc.Start(cmd, log)
+	if err != nil {
 		return fmt.Errorf("start kube-proxy of %s: %w", k.node.net.name, err)
 	}
 	k.mu.Lock()

@@ -21,6 +21,9 @@ failure names the values involved.
 {{- fail (printf "certs.certManager: need renewBefore (%s) < duration (%s) < caDuration (%s)" $c.certManager.renewBefore $c.certManager.duration $c.certManager.caDuration) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.enforcer.uplinkInterfaces (not .Values.enforcer.serviceCIDRs) -}}
+{{- fail "enforcer.uplinkInterfaces: needs enforcer.serviceCIDRs (uplinks only judge service traffic)" -}}
+{{- end -}}
 {{- if has .Release.Namespace (list "kube-system" "kube-public" "kube-node-lease") -}}
 {{- fail (printf "release namespace %q: install Palisade in its own namespace (e.g. palisade-system), not a system namespace" .Release.Namespace) -}}
 {{- end -}}
