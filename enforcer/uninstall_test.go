@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -165,11 +163,11 @@ func TestStopKeepsOrRemovesDatapath(t *testing.T) {
 
 	// run starts an agent through proxy, waits until it enforces, then
 	// stops it, calling before first; it returns the links it pinned.
-	run := func(t *testing.T, before func(p *tcpProxy)) []link.ID {
+	run := func(t *testing.T, before func(p *testenv.Forwarder)) []link.ID {
 		t.Helper()
 		p := newTCPProxy(t, cfg.Host)
 		acfg := rest.CopyConfig(cfg)
-		acfg.Host = "https://" + p.addr()
+		acfg.Host = "https://" + p.Addr()
 		a, err := New(acfg, Options{
 			NodeName: "node1", HostIPs: []netip.Addr{}, PinDir: pinDir, NetNS: node.path(),
 			DaemonSetName: dsName, DaemonSetNamespace: ns, UninstallCheckTimeout: 2 * time.Second,
@@ -249,11 +247,11 @@ func TestStopKeepsOrRemovesDatapath(t *testing.T) {
 	})
 	var left []link.ID
 	t.Run("unreachable API server keeps the pins", func(t *testing.T) {
-		left = run(t, func(p *tcpProxy) {
+		left = run(t, func(p *testenv.Forwarder) {
 			if err := c.Delete(ctx, ds); err != nil { // an uninstall it cannot see
 				t.Fatal(err)
 			}
-			p.close()
+			p.Close()
 		})
 		kept(t, left)
 	})
@@ -275,7 +273,7 @@ func TestStopKeepsOrRemovesDatapath(t *testing.T) {
 		removed(t, run(t, nil))
 	})
 	t.Run("DaemonSet gone removes the pins", func(t *testing.T) {
-		ids := run(t, func(*tcpProxy) {
+		ids := run(t, func(*testenv.Forwarder) {
 			var got appsv1.DaemonSet
 			if err := c.Get(ctx, client.ObjectKeyFromObject(ds), &got); err != nil {
 				t.Fatal(err)
@@ -380,56 +378,19 @@ func newRoutedNode(t *testing.T, podIP string) routedNode {
 	return n
 }
 
-// tcpProxy forwards connections to the API server until closed: closing
-// it makes the API server unreachable for whoever dials through it.
-type tcpProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
+// newTCPProxy forwards connections to the API server at target (a URL)
+// until the test closes it: closing cuts the agent off mid-run.
+func newTCPProxy(t *testing.T, target string) *testenv.Forwarder {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" {
 		t.Fatalf("API server address %q: %v", target, err)
 	}
-	target = u.Host
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{ln: ln}
-	t.Cleanup(p.close)
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
+	p := testenv.Forward(ln, u.Host)
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
