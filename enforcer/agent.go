@@ -212,8 +212,9 @@ func (a *Agent) apply(ctx context.Context, dp *datapath.Datapath, w *watcher, si
 	a.pending = next
 	a.syncing.Store(next)
 	stats, err := dp.Sync(ctx, next.state, dp.Endpoint)
-	a.syncing.Store(nil)
 	if err != nil {
+		// Part of next may be in the kernel: syncing stays until the
+		// retry, which writes it again or replaces it.
 		cause := "other"
 		if errors.Is(err, datapath.ErrMapFull) {
 			cause = "map_full"
@@ -229,6 +230,8 @@ func (a *Agent) apply(ctx context.Context, dp *datapath.Datapath, w *watcher, si
 	}
 	a.last = next.state
 	a.view.Store(next)
+	// Only now: an event read between the two stores finds next in view.
+	a.syncing.Store(nil)
 	a.ready.Store(true)
 	m := a.metrics
 	m.syncs.Inc()
