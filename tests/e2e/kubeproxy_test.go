@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/palisade-dev/palisade/internal/childproc"
+	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
 // The Service CIDRs the API server allocates ClusterIPs from; the
@@ -43,7 +43,7 @@ type kubeProxyProc struct {
 	node    *node
 	args    []string
 	logPath string
-	fwd     *loopbackForwarder
+	fwd     *testenv.Forwarder
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -128,13 +128,13 @@ func (w *world) startKubeProxies(ctx context.Context, bin string) (stop func(), 
 		undo = append(undo, func() {
 			w.client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
 		})
-		fwd, err := newLoopbackForwarder(netnsPath(n.netns), apiURL.Host)
+		fwd, err := forwardFromNetNS(netnsPath(n.netns), apiURL.Host)
 		if err != nil {
 			return stop, err
 		}
-		undo = append(undo, fwd.close)
+		undo = append(undo, fwd.Close)
 		kubeconfig := filepath.Join(w.dir, name+"-kube-proxy.kubeconfig")
-		if err := writeKubeconfig(kubeconfig, kc, "https://"+fwd.addr); err != nil {
+		if err := writeKubeconfig(kubeconfig, kc, "https://"+fwd.Addr()); err != nil {
 			return stop, err
 		}
 		cfgPath := filepath.Join(w.dir, name+"-kube-proxy.yaml")
@@ -307,58 +307,17 @@ func (k *kubeProxyProc) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// loopbackForwarder listens on a namespace's loopback and carries each
+// forwardFromNetNS listens on a namespace's loopback and carries each
 // connection to target, dialled from the host's namespace.
-type loopbackForwarder struct {
-	ln     net.Listener
-	addr   string
-	target string
-
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newLoopbackForwarder(netnsPath, target string) (*loopbackForwarder, error) {
-	f := &loopbackForwarder{target: target}
+func forwardFromNetNS(netnsPath, target string) (*testenv.Forwarder, error) {
+	var ln net.Listener
 	err := runInNetNS(netnsPath, func() error {
 		var err error
-		f.ln, err = net.Listen("tcp", "127.0.0.1:0")
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API server in %s: %w", netnsPath, err)
 	}
-	f.addr = f.ln.Addr().String()
-	go f.serve()
-	return f, nil
-}
-
-func (f *loopbackForwarder) serve() {
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		// This goroutine's thread never entered another namespace: the
-		// dial leaves from the host's.
-		up, err := net.DialTimeout("tcp", f.target, 5*time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		f.mu.Lock()
-		f.conns = append(f.conns, c, up)
-		f.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (f *loopbackForwarder) close() {
-	f.ln.Close()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.conns {
-		c.Close()
-	}
+	return testenv.Forward(ln, target), nil
 }
