@@ -111,28 +111,70 @@ func (f *InterfaceFinder) HostInterface(podIP netip.Addr) (int, error) {
 	return 0, fmt.Errorf("find interface of %s: %w: routed to %s, a %s device", podIP, ErrNoInterface, name, l.Type())
 }
 
-// bridgePort finds the bridge port leading to podIP.
+// bridgePort finds the bridge port leading to podIP: the port whose FDB
+// entry holds the MAC of podIP's neighbour entry.
+//
+// A neighbour entry may outlive its pod: when a pod is deleted and a new
+// one gets its address, the node keeps the old pod's MAC (even as
+// REACHABLE) until it talks to the address again, and no port holds that
+// MAC any more. So a MAC that no port holds is never an answer: the entry
+// is deleted and the kernel asked to resolve the address afresh, whose
+// reply teaches both the neighbour table and the bridge's FDB the MAC of
+// whoever holds the address now. Only addresses that failed pay for it.
 func (f *InterfaceFinder) bridgePort(bridge netlink.Link, podIP netip.Addr) (int, error) {
 	br := bridge.Attrs()
-	mac, err := f.neighbourMAC(br.Index, podIP)
+	n, err := f.neighbour(br.Index, podIP)
 	if err != nil {
 		return 0, fmt.Errorf("find interface of %s on bridge %s: %w", podIP, br.Name, err)
 	}
+	port, err := f.fdbPort(br.Index, n.HardwareAddr)
+	if err != nil {
+		return 0, fmt.Errorf("find interface of %s on bridge %s: %w", podIP, br.Name, err)
+	}
+	if port != 0 {
+		return port, nil
+	}
+	if n.State&(netlink.NUD_PERMANENT|netlink.NUD_NOARP) != 0 {
+		// Configured, not learnt: not ours to replace.
+		return 0, fmt.Errorf("find interface of %s on bridge %s: %w: no fdb entry for %s of its static neighbour entry", podIP, br.Name, ErrNoInterface, n.HardwareAddr)
+	}
+	stale := n.HardwareAddr
+	if err := f.h.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return 0, fmt.Errorf("find interface of %s on bridge %s: forget neighbour entry with %s: %w", podIP, br.Name, stale, err)
+	}
+	n, err = f.neighbour(br.Index, podIP)
+	if err != nil {
+		return 0, fmt.Errorf("find interface of %s on bridge %s: %s held no port, re-resolving: %w", podIP, br.Name, stale, err)
+	}
+	port, err = f.fdbPort(br.Index, n.HardwareAddr)
+	if err != nil {
+		return 0, fmt.Errorf("find interface of %s on bridge %s: %w", podIP, br.Name, err)
+	}
+	if port == 0 {
+		return 0, fmt.Errorf("find interface of %s on bridge %s: %w: no fdb entry for %s", podIP, br.Name, ErrNoInterface, n.HardwareAddr)
+	}
+	return port, nil
+}
+
+// fdbPort returns the port of the bridge whose FDB entry holds mac, 0 if
+// none does.
+func (f *InterfaceFinder) fdbPort(bridge int, mac net.HardwareAddr) (int, error) {
 	fdb, err := f.h.NeighList(0, unix.AF_BRIDGE)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return 0, fmt.Errorf("find interface of %s on bridge %s: list fdb: %w", podIP, br.Name, err)
+		return 0, fmt.Errorf("list fdb: %w", err)
 	}
 	for _, n := range fdb {
-		if n.MasterIndex == br.Index && n.LinkIndex != br.Index && bytes.Equal(n.HardwareAddr, mac) {
+		if n.MasterIndex == bridge && n.LinkIndex != bridge && bytes.Equal(n.HardwareAddr, mac) {
 			return n.LinkIndex, nil
 		}
 	}
-	return 0, fmt.Errorf("find interface of %s on bridge %s: %w: no fdb entry for %s", podIP, br.Name, ErrNoInterface, mac)
+	return 0, nil
 }
 
-// neighbourMAC returns the MAC address of podIP on the bridge, asking the
-// kernel to resolve it (NTF_USE) when the host has not talked to the pod.
-func (f *InterfaceFinder) neighbourMAC(bridge int, podIP netip.Addr) (net.HardwareAddr, error) {
+// neighbour returns podIP's neighbour entry on the bridge, one with a
+// MAC, asking the kernel to resolve the address (NTF_USE: an ARP request
+// or neighbour solicitation) when the entry is missing or unresolved.
+func (f *InterfaceFinder) neighbour(bridge int, podIP netip.Addr) (*netlink.Neigh, error) {
 	family := unix.AF_INET
 	if podIP.Is6() {
 		family = unix.AF_INET6
@@ -144,10 +186,11 @@ func (f *InterfaceFinder) neighbourMAC(bridge int, podIP netip.Addr) (net.Hardwa
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return nil, fmt.Errorf("list neighbours: %w", err)
 		}
-		for _, n := range list {
+		for i := range list {
+			n := &list[i]
 			ip, ok := netip.AddrFromSlice(n.IP)
 			if ok && ip.Unmap() == podIP && len(n.HardwareAddr) > 0 && n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) == 0 {
-				return n.HardwareAddr, nil
+				return n, nil
 			}
 		}
 		if !asked {

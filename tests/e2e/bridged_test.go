@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -471,17 +470,9 @@ spec: {podSelector: {}, policyTypes: [Ingress]}
 // bridge talk to it. node3's neighbour table still maps its addresses to
 // the old pod's MAC (entries are never collected below gc_thresh1), so
 // the enforcer must still find the new pod's veth and enforce its own
-// ingress isolation.
-//
-// It does not yet: InterfaceFinder.neighbourMAC takes the STALE entry's
-// old MAC as the answer (only INCOMPLETE and FAILED entries are
-// re-resolved), bridgePort finds no FDB entry for it, and the pod stays
-// unresolved, its veth without programs, for as long as its node does
-// not talk to it. The case runs with PALISADE_E2E_KNOWN_BUGS=1.
+// ingress isolation: InterfaceFinder re-resolves an address whose
+// neighbour entry names a MAC no bridge port holds.
 func testBridgedSilentReuse(t *testing.T, w *world, n *node) {
-	if os.Getenv("PALISADE_E2E_KNOWN_BUGS") == "" {
-		t.Skip("known enforcer bug: a reused address on a bridge resolves to the old pod's MAC from a stale neighbour entry (set PALISADE_E2E_KNOWN_BUGS=1 to run)")
-	}
 	ctx := context.Background()
 	withBridgedPolicies(t, w, n, `
 apiVersion: networking.k8s.io/v1
