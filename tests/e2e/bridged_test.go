@@ -7,8 +7,6 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,42 +410,18 @@ spec: {podSelector: {}, policyTypes: [Ingress]}
 		"z/reuser -> x/e 80/tcp drop",
 		"z/reuser -> x/d 80/tcp drop")
 	probes[len(probes)-1].srcPort = sport
-	stop := make(chan struct{})
-	var leaks []string
-	var attempts atomic.Int64
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			for _, bad := range w.round(probes) {
-				mu.Lock()
-				leaks = append(leaks, bad)
-				mu.Unlock()
-			}
-			attempts.Add(int64(len(probes)))
-		}
-	}()
+	pr := w.probeContinuously(probes)
+	defer pr.finish()
 	time.Sleep(300 * time.Millisecond)
 	if err := w.podObject(ctx, reuser, "untrusted"); err != nil {
-		close(stop)
-		<-done
 		t.Fatal(err)
 	}
 	if err := w.settledWith(ctx, n, 10*time.Second); err != nil {
-		close(stop)
-		<-done
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	<-done
-	t.Logf("%d connection attempts from the reusing pod, before and after its object existed", attempts.Load())
+	leaks, attempts := pr.finish()
+	t.Logf("%d connection attempts from the reusing pod, before and after its object existed", attempts)
 	if len(leaks) > 0 {
 		t.Errorf("the reused address got through:\n  %s", strings.Join(leaks, "\n  "))
 	}

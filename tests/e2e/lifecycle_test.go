@@ -221,27 +221,8 @@ spec:
 	})
 	probes := mustProbes(t, "z/reuser -> x/b 80/tcp drop", "z/reuser -> x/b 80/tcp6 drop", "z/reuser -> x/b 80/tcp drop")
 	probes[2].srcPort = sport
-	stop := make(chan struct{})
-	var leaks []string
-	var attempts atomic.Int64
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			for _, bad := range w.round(probes) {
-				mu.Lock()
-				leaks = append(leaks, bad)
-				mu.Unlock()
-			}
-			attempts.Add(int64(len(probes)))
-		}
-	}()
+	pr := w.probeContinuously(probes)
+	defer pr.finish()
 	time.Sleep(300 * time.Millisecond)
 	if err := w.podObject(ctx, reuser, "untrusted"); err != nil {
 		t.Fatal(err)
@@ -250,9 +231,8 @@ spec:
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	<-done
-	t.Logf("%d connection attempts from the reusing pod, before and after its object existed", attempts.Load())
+	leaks, attempts := pr.finish()
+	t.Logf("%d connection attempts from the reusing pod, before and after its object existed", attempts)
 	if len(leaks) > 0 {
 		t.Errorf("the reused address got through:\n  %s", strings.Join(leaks, "\n  "))
 	}

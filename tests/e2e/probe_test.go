@@ -286,3 +286,47 @@ func (w *world) expect(t testing.TB, within time.Duration, probes []probe) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// prober runs rounds of probes without pause until stopped, collecting
+// every outcome that was not the one expected.
+type prober struct {
+	stop, done chan struct{}
+	mu         sync.Mutex
+	misses     []string
+	attempts   int
+}
+
+// probeContinuously starts a prober over probes.
+func (w *world) probeContinuously(probes []probe) *prober {
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			misses := w.round(probes)
+			p.mu.Lock()
+			p.misses = append(p.misses, misses...)
+			p.attempts += len(probes)
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// finish stops the prober, waits for its round, and returns the misses
+// and how many attempts were made. It may be called more than once.
+func (p *prober) finish() (misses []string, attempts int) {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.misses, p.attempts
+}
