@@ -294,3 +294,33 @@ func (w *world) settledWith(ctx context.Context, n *node, within time.Duration) 
 		`palisade_enforcer_objects{kind="networkpolicies"}`: float64(policies),
 	})
 }
+
+// sh runs one command and returns an error with its output on failure.
+func sh(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ipBatch runs `ip -batch` in a namespace: one process for many commands.
+// podnet has no bridge, so node3 is built with these.
+func ipBatch(netnsName string, cmds ...string) error {
+	c := exec.Command("ip", "-n", netnsName, "-batch", "-")
+	c.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip -n %s -batch: %v: %s\ncommands:\n%s", netnsName, err, strings.TrimSpace(string(out)), strings.Join(cmds, "\n"))
+	}
+	return nil
+}
+
+// addNetns creates a network namespace and registers its deletion.
+func (w *world) addNetns(name string) error {
+	if err := sh("ip", "netns", "add", name); err != nil {
+		return err
+	}
+	w.onTeardown(func() { exec.Command("ip", "netns", "del", name).Run() })
+	return ipBatch(name, "link set lo up")
+}

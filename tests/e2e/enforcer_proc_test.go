@@ -20,6 +20,7 @@ import (
 
 	"github.com/palisade-dev/palisade/enforcer"
 	"github.com/palisade-dev/palisade/internal/childproc"
+	"github.com/palisade-dev/palisade/internal/podnet"
 )
 
 // enforcerProc is one node's `palisade enforcer` process. It runs in the
@@ -60,7 +61,7 @@ func (w *world) newEnforcer(n *node) *enforcerProc {
 	e.args = []string{"enforcer",
 		"--kubeconfig", w.kubeconfig,
 		"--node-name", n.net.name,
-		"--netns", netnsPath(n.netns),
+		"--netns", podnet.Netns(n.netns).Path(),
 		"--pin-dir", filepath.Join(w.pinRoot, n.net.name),
 		"--flow-file", e.flowPath,
 		"--flow-stdout=false",

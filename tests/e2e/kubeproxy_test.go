@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/palisade-dev/palisade/internal/childproc"
+	"github.com/palisade-dev/palisade/internal/podnet"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -128,7 +128,7 @@ func (w *world) startKubeProxies(ctx context.Context, bin string) (stop func(), 
 		undo = append(undo, func() {
 			w.client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
 		})
-		fwd, err := forwardFromNetNS(netnsPath(n.netns), apiURL.Host)
+		fwd, err := forwardFromNetNS(podnet.Netns(n.netns), apiURL.Host)
 		if err != nil {
 			return stop, err
 		}
@@ -309,15 +309,10 @@ func (k *kubeProxyProc) logTail(n int) string {
 
 // forwardFromNetNS listens on a namespace's loopback and carries each
 // connection to target, dialled from the host's namespace.
-func forwardFromNetNS(netnsPath, target string) (*testenv.Forwarder, error) {
-	var ln net.Listener
-	err := runInNetNS(netnsPath, func() error {
-		var err error
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-		return err
-	})
+func forwardFromNetNS(ns podnet.Netns, target string) (*testenv.Forwarder, error) {
+	ln, err := ns.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("listen for the API server in %s: %w", netnsPath, err)
+		return nil, fmt.Errorf("listen for the API server in %s: %w", ns, err)
 	}
 	return testenv.Forward(ln, target), nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
+	"github.com/palisade-dev/palisade/internal/podnet"
 )
 
 const allowYBToXA = `
@@ -164,7 +165,7 @@ func (w *world) dialTCP(t testing.TB, from, to string, port int) net.Conn {
 		t.Fatal(err)
 	}
 	var c net.Conn
-	err = runInNetNS(netnsPath(srcNS), func() error {
+	err = podnet.Netns(srcNS).Do(func() error {
 		var err error
 		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(dst, uint16(port)).String(), time.Second)
 		return err

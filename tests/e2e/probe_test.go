@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/palisade-dev/palisade/internal/podnet"
 )
 
 // servedPorts are the ports every pod and the external host answer on,
@@ -21,17 +23,14 @@ var servedPorts = []int{80, 81, 8080, 9000, 9005, 9011}
 // serve starts the echo servers in an endpoint's namespace.
 func (w *world) serve(p *pod) error {
 	for _, port := range servedPorts {
-		var ln net.Listener
-		var pc net.PacketConn
-		err := runInNetNS(netnsPath(p.netns), func() error {
-			var err error
-			if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port)); err != nil {
-				return err
-			}
-			pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
-			return err
-		})
+		ns := podnet.Netns(p.netns)
+		ln, err := ns.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
+			return fmt.Errorf("serve in %s: %w", p.name, err)
+		}
+		pc, err := ns.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			ln.Close()
 			return fmt.Errorf("serve in %s: %w", p.name, err)
 		}
 		w.onTeardown(func() { ln.Close(); pc.Close() })
@@ -179,7 +178,7 @@ func (w *world) run(p probe, timeout time.Duration) error {
 		network = "udp"
 	}
 	var c net.Conn
-	err = runInNetNS(netnsPath(srcNS), func() error {
+	err = podnet.Netns(srcNS).Do(func() error {
 		d := net.Dialer{Timeout: timeout, LocalAddr: local}
 		var err error
 		c, err = d.Dial(network, netip.AddrPortFrom(dstAddr, uint16(p.port)).String())

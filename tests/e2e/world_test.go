@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/palisade-dev/palisade/internal/podnet"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -40,6 +41,8 @@ type world struct {
 	client     client.Client
 	kubeconfig string // the enforcers' user, bound to their least-privilege ClusterRole
 	pinRoot    string // a private bpf filesystem
+
+	net *podnet.Network // the routed nodes, their pods and the external host
 
 	mu       sync.Mutex
 	nodes    map[string]*node
@@ -58,6 +61,7 @@ type world struct {
 type node struct {
 	net       nodeNet
 	netns     string
+	pn        *podnet.Node // nil for the bridged node3
 	enforcer  *enforcerProc
 	kubeProxy *kubeProxyProc // while a Service test runs
 }
@@ -69,6 +73,7 @@ type pod struct {
 	netns    string
 	hostIf   string
 	v4, v6   netip.Addr
+	pn       *podnet.Pod // nil for the external host and bridged pods
 	closers  []io.Closer
 }
 
