@@ -7,10 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"github.com/palisade-dev/palisade/internal/nsexec"
 )
 
 // Netns is a named network namespace, as `ip netns` names them: a file
@@ -27,39 +26,7 @@ func (n Netns) Path() string { return filepath.Join(netnsDir, string(n)) }
 // namespace they were created in, so a listener or connection made in fn
 // is usable from any goroutine afterwards.
 func (n Netns) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open this thread's network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromPath(n.Path())
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open network namespace %s: %w", n, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s: %w", n, err)
-			return
-		}
-		err = fn()
-		// Back to where the thread was, so it can serve other goroutines.
-		// Leaving a locked goroutine would retire the thread, except the
-		// process's main thread, which Go keeps wedged for life: it would
-		// hold the namespace (and its links) until the process exits.
-		if serr := netns.Set(orig); serr == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
+	return nsexec.Do(n.Path(), fn)
 }
 
 // Listen opens a stream listener inside the namespace. The caller closes
