@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-dev/palisade/internal/podnet"
 	"github.com/palisade-dev/palisade/internal/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -204,39 +204,11 @@ func (n *testNode) ifindex(p *testPod) int {
 // serve starts TCP and UDP echo servers in the pod on port.
 func (p *testPod) serve(t testing.TB, port int) {
 	t.Helper()
-	var ln net.Listener
-	var pc net.PacketConn
-	err := runInNetNS(p.path(), func() error {
-		var err error
-		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port)); err != nil {
-			return err
-		}
-		pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		return err
-	})
+	srv, err := podnet.Netns(p.netns).ServeEcho(port)
 	if err != nil {
 		t.Fatalf("listen in %s: %v", p.name, err)
 	}
-	t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
+	t.Cleanup(func() { srv.Close() })
 }
 
 // dial opens a TCP connection from the pod; a dropped SYN shows as a

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -27,22 +26,14 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// serveEcho answers every line on TCP port 7 of e with the same line.
+// serveEcho answers on port 7 of e with what it is sent.
 func serveEcho(t *testing.T, e *Endpoint) {
 	t.Helper()
-	ln, err := e.Listen("tcp", ":7")
+	srv, err := e.Netns().ServeEcho(7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	e.Track(srv)
 }
 
 // echo connects from one endpoint to an address and checks a line comes

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -23,37 +22,12 @@ var servedPorts = []int{80, 81, 8080, 9000, 9005, 9011}
 // serve starts the echo servers in an endpoint's namespace.
 func (w *world) serve(p *pod) error {
 	for _, port := range servedPorts {
-		ns := podnet.Netns(p.netns)
-		ln, err := ns.Listen("tcp", fmt.Sprintf(":%d", port))
+		srv, err := podnet.Netns(p.netns).ServeEcho(port)
 		if err != nil {
 			return fmt.Errorf("serve in %s: %w", p.name, err)
 		}
-		pc, err := ns.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("serve in %s: %w", p.name, err)
-		}
-		w.onTeardown(func() { ln.Close(); pc.Close() })
-		p.closers = append(p.closers, ln, pc)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { defer c.Close(); io.Copy(c, c) }()
-			}
-		}()
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				n, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				pc.WriteTo(buf[:n], from)
-			}
-		}()
+		w.onTeardown(func() { srv.Close() })
+		p.closers = append(p.closers, srv)
 	}
 	return nil
 }
