@@ -112,8 +112,7 @@ type enforcerProc struct {
 	flowPath   string
 	healthAddr string
 	metrics    string
-	cmd        *exec.Cmd
-	exited     <-chan struct{}
+	proc       *childproc.Process
 }
 
 func freeAddr() (string, error) {
@@ -166,24 +165,14 @@ func startEnforcer(bin, kubeconfig, pinRoot, dir string, node *podnet.Node) (*en
 	cmd := exec.Command(bin, e.args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	exited, err := childproc.Start(cmd, log)
-	if err != nil {
+	if e.proc, err = childproc.Start(cmd, log); err != nil {
 		return nil, fmt.Errorf("start palisade enforcer: %w", err)
 	}
-	e.cmd, e.exited = cmd, exited
 	return e, nil
 }
 
 // stop asks the enforcer to stop (SIGTERM) and kills it after 5s.
-func (e *enforcerProc) stop() {
-	e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.exited:
-	case <-time.After(5 * time.Second):
-		e.cmd.Process.Signal(syscall.SIGKILL)
-		<-e.exited
-	}
-}
+func (e *enforcerProc) stop() { e.proc.Stop(5 * time.Second) }
 
 // waitReady polls /readyz until the enforcer has enforced its first
 // compilation.
@@ -191,7 +180,7 @@ func (e *enforcerProc) waitReady(ctx context.Context, within time.Duration) erro
 	deadline := time.Now().Add(within)
 	for {
 		select {
-		case <-e.exited:
+		case <-e.proc.Exited():
 			return fmt.Errorf("palisade enforcer exited:\n%s", e.logTail(20))
 		default:
 		}

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
@@ -35,9 +34,8 @@ type enforcerProc struct {
 	metricsAddr string
 	healthAddr  string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited <-chan struct{}
+	mu   sync.Mutex
+	proc *childproc.Process
 }
 
 func freeAddr() string {
@@ -88,58 +86,40 @@ func (e *enforcerProc) start() error {
 	}
 	cmd := exec.Command(e.bin, e.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	exited, err := childproc.Start(cmd, log)
+	proc, err := childproc.Start(cmd, log)
 	if err != nil {
 		return fmt.Errorf("start enforcer of %s: %w", e.node.net.name, err)
 	}
 	e.mu.Lock()
-	e.cmd, e.exited = cmd, exited
+	e.proc = proc
 	e.mu.Unlock()
 	return nil
+}
+
+func (e *enforcerProc) process() *childproc.Process {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.proc
 }
 
 // kill sends SIGKILL and waits for the process to be gone: no shutdown
 // path runs.
 func (e *enforcerProc) kill() {
-	e.mu.Lock()
-	cmd, exited := e.cmd, e.exited
-	e.mu.Unlock()
-	if cmd == nil {
-		return
+	if p := e.process(); p != nil {
+		p.Kill()
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
 }
 
 // stop asks the process to stop (SIGTERM), then kills it after 5s.
 func (e *enforcerProc) stop() {
-	e.mu.Lock()
-	cmd, exited := e.cmd, e.exited
-	e.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
+	if p := e.process(); p != nil {
+		p.Stop(5 * time.Second)
 	}
 }
 
 func (e *enforcerProc) running() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.exited == nil {
-		return false
-	}
-	select {
-	case <-e.exited:
-		return false
-	default:
-		return true
-	}
+	p := e.process()
+	return p != nil && p.Running()
 }
 
 // waitReady polls /readyz until the enforcer has enforced its first

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,9 +44,8 @@ type kubeProxyProc struct {
 	logPath string
 	fwd     *testenv.Forwarder
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited <-chan struct{}
+	mu   sync.Mutex
+	proc *childproc.Process
 }
 
 // kubeProxyBinary returns the kube-proxy next to the control plane
@@ -200,30 +198,27 @@ func (k *kubeProxyProc) start() error {
 	}
 	cmd := exec.Command("ip", k.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	exited, err := childproc.Start(cmd, log)
+	proc, err := childproc.Start(cmd, log)
 	if err != nil {
 		return fmt.Errorf("start kube-proxy of %s: %w", k.node.net.name, err)
 	}
 	k.mu.Lock()
-	k.cmd, k.exited = cmd, exited
+	k.proc = proc
 	k.mu.Unlock()
 	return nil
+}
+
+func (k *kubeProxyProc) process() *childproc.Process {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.proc
 }
 
 // stop ends kube-proxy (SIGTERM, SIGKILL after 5s) and deletes the tables
 // it programmed: they outlive it, as on a real node.
 func (k *kubeProxyProc) stop() {
-	k.mu.Lock()
-	cmd, exited := k.cmd, k.exited
-	k.mu.Unlock()
-	if cmd != nil {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-exited
-		}
+	if p := k.process(); p != nil {
+		p.Stop(5 * time.Second)
 	}
 	for _, family := range []string{"ip", "ip6"} {
 		exec.Command("ip", "netns", "exec", k.node.netns, "nft", "delete", "table", family, "kube-proxy").Run()
@@ -231,17 +226,8 @@ func (k *kubeProxyProc) stop() {
 }
 
 func (k *kubeProxyProc) running() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.exited == nil {
-		return false
-	}
-	select {
-	case <-k.exited:
-		return false
-	default:
-		return true
-	}
+	p := k.process()
+	return p != nil && p.Running()
 }
 
 // table lists kube-proxy's nftables table of one family ("ip", "ip6").
