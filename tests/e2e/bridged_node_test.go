@@ -223,11 +223,7 @@ func (w *world) bridgedNodeGone(n *node) error {
 // addBridgedPod gives a pod the next free addresses of a bridged node,
 // its network and its API object.
 func (w *world) addBridgedPod(ctx context.Context, ns, name string, n *node, app string) (*pod, error) {
-	w.mu.Lock()
-	host := w.nextHost[n.net.name] + 10
-	w.nextHost[n.net.name]++
-	w.mu.Unlock()
-	v4, v6 := n.net.podAddrs(host)
+	v4, v6 := w.nextAddrs(n)
 	p, err := w.bridgedPodNetwork(ns, name, n, v4, v6)
 	if err != nil {
 		return nil, err

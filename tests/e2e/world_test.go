@@ -276,11 +276,18 @@ func (w *world) mountBPFFS() error {
 func (w *world) addPod(ctx context.Context, ns, name, nodeName, app string) (*pod, error) {
 	w.mu.Lock()
 	n := w.nodes[nodeName]
-	host := w.nextHost[nodeName] + 10
-	w.nextHost[nodeName]++
 	w.mu.Unlock()
-	v4, v6 := n.net.podAddrs(host)
+	v4, v6 := w.nextAddrs(n)
 	return w.addPodAt(ctx, ns, name, n, app, v4, v6)
+}
+
+// nextAddrs hands out a node's next free pod addresses (hosts from 10 up).
+func (w *world) nextAddrs(n *node) (netip.Addr, netip.Addr) {
+	w.mu.Lock()
+	host := w.nextHost[n.net.name] + 10
+	w.nextHost[n.net.name]++
+	w.mu.Unlock()
+	return n.net.podAddrs(host)
 }
 
 func (w *world) addPodAt(ctx context.Context, ns, name string, n *node, app string, v4, v6 netip.Addr) (*pod, error) {
