@@ -19,9 +19,11 @@ type Agent struct {
 	cfg     *rest.Config
 	opts    Options
 	metrics *metrics
-	flows   *flowWriter
-	changes *changeSet
-	view    atomic.Pointer[view]
+	// quarantine: pod interfaces enforced before their pod is known.
+	quarantine *quarantineMetrics
+	flows      *flowWriter
+	changes    *changeSet
+	view       atomic.Pointer[view]
 	// syncing is the view a Sync in progress is writing: events judged
 	// by its entries carry its numbers before view moves to it.
 	syncing atomic.Pointer[view]
@@ -53,15 +55,20 @@ func New(cfg *rest.Config, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure enforcer: %w", err)
 	}
+	qm, err := newQuarantineMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("configure enforcer: %w", err)
+	}
 	return &Agent{
-		cfg:     cfg,
-		opts:    opts,
-		metrics: m,
-		flows:   &flowWriter{w: opts.Flows},
-		changes: newChangeSet(),
-		alloc:   policy.NewIdentityAllocator(nil),
-		invalid: map[string]bool{},
-		missing: map[policy.PodRef]bool{},
+		cfg:        cfg,
+		opts:       opts,
+		metrics:    m,
+		quarantine: qm,
+		flows:      &flowWriter{w: opts.Flows},
+		changes:    newChangeSet(),
+		alloc:      policy.NewIdentityAllocator(nil),
+		invalid:    map[string]bool{},
+		missing:    map[policy.PodRef]bool{},
 	}, nil
 }
 
@@ -92,7 +99,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	dp, err := datapath.Open(datapath.Options{
 		NodeName: a.opts.NodeName, PinDir: a.opts.PinDir, NetNS: a.opts.NetNS,
 		Config: a.opts.Config, Conntrack: a.opts.Conntrack, Logger: log,
-		ServiceCIDRs: a.opts.ServiceCIDRs, Uplinks: a.opts.Uplinks,
+		ServiceCIDRs: a.opts.ServiceCIDRs, Uplinks: a.opts.Uplinks, PodInterfaces: a.opts.PodInterfaces,
 	})
 	if err != nil {
 		return fmt.Errorf("start enforcer: %w", err)
@@ -141,6 +148,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	events := dp.Events(ctx)
 	go a.recordFlows(events)
+	// After the first Sync: an interface existing at start that it did
+	// not claim goes into quarantine then, not before, so that a first
+	// install does not cut off every running pod until the caches sync.
+	go a.watchPodInterfaces(ctx, dp)
 	go dp.RunConntrackGC(ctx, a.opts.ConntrackGCInterval, func(n int, err error) {
 		if err != nil {
 			log.Warn("collect conntrack", "error", err)
@@ -254,6 +265,7 @@ func (a *Agent) apply(ctx context.Context, dp *datapath.Datapath, w *watcher, si
 		"rules", len(next.state.Rules), "writes", writes, "attached", stats.LinksAttached, "detached", stats.LinksDetached,
 		"revisionsBumped", stats.RevisionsBumped, "duration", stats.Duration)
 	a.reportUnresolved(stats.Unresolved)
+	a.recordReleases(dp, stats.Released)
 	if len(stats.Unresolved) > 0 {
 		return false
 	}

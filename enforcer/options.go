@@ -41,6 +41,11 @@ type Options struct {
 	// service address against the address itself.
 	ServiceCIDRs []netip.Prefix
 	Uplinks      []string
+	// PodInterfaces are the name patterns of the pods' host-side
+	// interfaces (datapath.Options.PodInterfaces): each new one is
+	// enforced from its first packet, in quarantine until its pod is
+	// known. Nil quarantines nothing.
+	PodInterfaces []string
 
 	// DaemonSetName and DaemonSetNamespace name the DaemonSet that runs
 	// this agent. A stopping agent asks the API server for it: gone or
@@ -100,6 +105,9 @@ func (o *Options) setDefaults() error {
 		if !p.IsValid() || p.Addr().Zone() != "" {
 			return fmt.Errorf("configure enforcer: service range %q is not a prefix", p)
 		}
+	}
+	if err := datapath.ValidPodInterfacePatterns(o.PodInterfaces); err != nil {
+		return fmt.Errorf("configure enforcer: %w", err)
 	}
 	if o.DaemonSetName != "" && o.DaemonSetNamespace == "" {
 		return fmt.Errorf("configure enforcer: DaemonSet %q has no namespace", o.DaemonSetName)

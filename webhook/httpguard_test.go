@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"net/http"
 	"os"
@@ -16,7 +15,7 @@ import (
 // each gets an HTTP error status with a reason, never a panic or an allow.
 func TestBadHTTPInput(t *testing.T) {
 	s := needSuite(t)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	c := s.asAPIServer(t)
 	review := func(body string) string {
 		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":` + body + `}`
 	}
@@ -59,7 +58,7 @@ func TestBadHTTPInput(t *testing.T) {
 // never an allow.
 func TestGovernedKindOnInternalErrorIsNotAllowed(t *testing.T) {
 	s := needSuite(t)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	c := s.asAPIServer(t)
 	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"shop","operation":"CREATE","userInfo":{"username":"alice"},"object":{"metadata":{"labels":"not-a-map"}}}}`
 	resp, err := c.Post("https://"+s.addr+webhook.PathValidatePods, "application/json", strings.NewReader(body))
 	if err != nil {
@@ -76,7 +75,7 @@ func TestGovernedKindOnInternalErrorIsNotAllowed(t *testing.T) {
 // (a hand-edited configuration) is allowed, not judged as a pod.
 func TestUngovernedKindIsAllowedAndRecorded(t *testing.T) {
 	s := needSuite(t)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	c := s.asAPIServer(t)
 	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"svc-1","kind":{"group":"","version":"v1","kind":"Service"},"resource":{"group":"","version":"v1","resource":"services"},"namespace":"shop","name":"api","operation":"CREATE","userInfo":{"username":"alice"},"object":{"apiVersion":"v1","kind":"Service","metadata":{"name":"api"}}}}`
 	resp, err := c.Post("https://"+s.addr+webhook.PathValidatePods, "application/json", strings.NewReader(body))
 	if err != nil {

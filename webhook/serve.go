@@ -3,6 +3,12 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -16,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/palisade-dev/palisade/internal/metricsserve"
 	"github.com/palisade-dev/palisade/rules"
 )
 
@@ -30,8 +37,34 @@ type ServeOptions struct {
 	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
 	// Default: controller-runtime's (<tmp>/k8s-webhook-server/serving-certs).
 	CertDir string
-	// MetricsAddr serves /metrics ("0" disables). Default ":8080".
+	// ClientCAFile is the PEM CA that signed the API server's webhook
+	// client certificate (kube-apiserver --admission-control-config-file).
+	// Set, every request must present a certificate it signed for one of
+	// ClientNames, or gets 401 (none) or 403 (any other), is counted in
+	// palisade_webhook_refused_requests_total and reaches no handler:
+	// nothing is judged, recorded or turned into an Event. Reloaded when
+	// the file changes. Default: callers are not authenticated (anyone who
+	// reaches the port can have a review judged and recorded).
+	ClientCAFile string
+	// ClientNames are the common names or DNS SANs accepted from
+	// ClientCAFile. Default: any certificate the CA signed for client
+	// authentication (right only for a CA dedicated to the API server).
+	ClientNames []string
+	// MaxConcurrentRequests bounds the admission requests served at once;
+	// beyond it a request gets 429 and the API server applies the
+	// webhook's failurePolicy. Default DefaultMaxConcurrentRequests.
+	MaxConcurrentRequests int
+	// ReadTimeout bounds reading one request, headers and body.
+	// Default DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// MetricsAddr serves /metrics ("0" disables). A loopback address
+	// serves plain HTTP; any other serves TLS, each scrape authenticated
+	// and authorized by the API server (get on the non-resource URL
+	// /metrics). Default ":8080".
 	MetricsAddr string
+	// MetricsCertDir holds tls.crt and tls.key for the metrics endpoint.
+	// Default: a self-signed certificate.
+	MetricsCertDir string
 	// HealthAddr serves /healthz and /readyz ("0" disables). Default ":8081".
 	HealthAddr string
 	// Runnables run in the same manager as the server, e.g. the
@@ -52,6 +85,52 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 	if o.HealthAddr == "" {
 		o.HealthAddr = ":8081"
 	}
+	if o.MaxConcurrentRequests <= 0 {
+		o.MaxConcurrentRequests = DefaultMaxConcurrentRequests
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.Log.GetSink() == nil {
+		o.Log = logr.Discard()
+	}
+	if o.Metrics == nil {
+		m, err := NewMetrics(ctrlmetrics.Registry)
+		if err != nil {
+			return err
+		}
+		o.Metrics = m
+	}
+	server := &admissionServer{
+		host: o.Host, port: o.Port, certDir: o.CertDir, readTimeout: o.ReadTimeout,
+		slots: make(chan struct{}, o.MaxConcurrentRequests), metrics: o.Metrics,
+		log: o.Log.WithName("admission-server"), mux: http.NewServeMux(),
+	}
+	if server.port == 0 {
+		server.port = ctrlwebhook.DefaultPort
+	}
+	if server.certDir == "" {
+		server.certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	if o.ClientCAFile != "" {
+		auth, err := newClientAuth(o.ClientCAFile, o.ClientNames, o.Metrics, server.log)
+		if err != nil {
+			return err
+		}
+		server.auth = auth
+	} else {
+		o.Log.Info("WARNING: webhook callers are not authenticated (no client CA): anyone who reaches the admission port can have a forged AdmissionReview judged, recorded and turned into an Event; configure the API server's client certificate (README: Admission: who may call the webhook)")
+	}
+	var metricsServer *metricsserve.Server
+	if o.MetricsAddr != "0" {
+		var err error
+		metricsServer, err = metricsserve.Listen(metricsserve.Options{
+			Addr: o.MetricsAddr, Gatherer: ctrlmetrics.Registry, Config: cfg, CertDir: o.MetricsCertDir, Log: o.Log.WithName("metrics"),
+		})
+		if err != nil {
+			return err
+		}
+	}
 	managed := labels.SelectorFromSet(labels.Set{rules.LabelManagedBy: rules.ManagedByValue})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Logger: o.Log,
@@ -60,8 +139,9 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&networkingv1.NetworkPolicy{}: {Label: managed},
 		}},
-		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		WebhookServer: server,
+		// Metrics are served by metricsserve (authenticated off loopback).
+		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.HealthAddr,
 	})
 	if err != nil {
@@ -74,12 +154,10 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 	if o.Events == nil {
 		o.Events = mgr.GetEventRecorder("palisade-webhook")
 	}
-	if o.Metrics == nil {
-		m, err := NewMetrics(ctrlmetrics.Registry)
-		if err != nil {
-			return err
+	if metricsServer != nil {
+		if err := mgr.Add(manager.RunnableFunc(metricsServer.Run)); err != nil {
+			return fmt.Errorf("add metrics server: %w", err)
 		}
-		o.Metrics = m
 	}
 	if err := Register(mgr, o.Options); err != nil {
 		return err

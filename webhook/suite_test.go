@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,9 @@ type suite struct {
 	kubectl   map[string]testenv.Kubectl // by user: admin, alice
 	auditFile string
 	metrics   *prometheus.Registry
+	// clientAuth is the API server's webhook client certificate setup:
+	// the webhook accepts only certificates its CA signed for its name.
+	clientAuth *testenv.WebhookClientAuth
 }
 
 var (
@@ -56,13 +60,26 @@ func runMain(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	// The API server presents its client certificate to the webhook, as
+	// the chart's README asks a cluster to (--admission-control-config-file).
+	authDir, err := os.MkdirTemp("", "palisade-webhook-client-auth-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "create client auth dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(authDir)
+	clientAuth, err := testenv.ConfigureWebhookClientAuth(env, authDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "configure webhook client auth:", err)
+		return 1
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start control plane:", err)
 		return 1
 	}
 	defer env.Stop()
-	s, stop, err := startSuite(ctx, env, cfg, assets)
+	s, stop, err := startSuite(ctx, env, cfg, assets, clientAuth)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start webhook suite:", err)
 		return 1
@@ -80,7 +97,7 @@ func needSuite(t *testing.T) *suite {
 	return shared
 }
 
-func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config, assets string) (*suite, func(), error) {
+func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config, assets string, clientAuth *testenv.WebhookClientAuth) (*suite, func(), error) {
 	admin, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, nil, err
@@ -142,11 +159,13 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 				ServiceAccount: serviceAccount,
 				Metrics:        metrics,
 			},
-			Host:        wio.LocalServingHost,
-			Port:        wio.LocalServingPort,
-			CertDir:     wio.LocalServingCertDir,
-			MetricsAddr: "0",
-			HealthAddr:  "0",
+			Host:         wio.LocalServingHost,
+			Port:         wio.LocalServingPort,
+			CertDir:      wio.LocalServingCertDir,
+			ClientCAFile: clientAuth.CAFile,
+			ClientNames:  []string{clientAuth.ClientName},
+			MetricsAddr:  "0",
+			HealthAddr:   "0",
 		})
 	}()
 	stop := func() {
@@ -189,9 +208,24 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 		return nil, nil, err
 	}
 	return &suite{
-		admin: admin, asWebhook: asWebhookClient, kubectl: kubectl, auditFile: auditFile, metrics: reg,
+		admin: admin, asWebhook: asWebhookClient, kubectl: kubectl, auditFile: auditFile, metrics: reg, clientAuth: clientAuth,
 		addr: net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)),
 	}, stop, nil
+}
+
+// asAPIServer returns an HTTP client presenting a certificate the
+// webhook's client CA signed for the API server's name: requests the
+// tests make up are then judged as if the API server had sent them.
+func (s *suite) asAPIServer(t *testing.T) *http.Client {
+	t.Helper()
+	cert, err := s.clientAuth.Issue(s.clientAuth.ClientName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, //nolint:gosec // the test checks the webhook, not its serving certificate
+		Certificates:       []tls.Certificate{cert},
+	}}}
 }
 
 // trimPath drops the leading slash envtest would double when it turns the

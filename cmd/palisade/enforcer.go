@@ -39,6 +39,9 @@ type enforcerConfig struct {
 	// unless --uplink-interfaces is given (then not detected).
 	serviceCIDRs []netip.Prefix
 	uplinks      []string
+	// podInterfaces are the name patterns of pods' host-side interfaces,
+	// quarantined from their first packet until their pod is known.
+	podInterfaces []string
 	// daemonSet and daemonSetNamespace name the enforcer's own DaemonSet:
 	// gone or being deleted when the enforcer stops means an uninstall.
 	daemonSet          string
@@ -110,6 +113,9 @@ with one error naming the feature.`,
 					cfg.uplinks = append(cfg.uplinks, name)
 				}
 			}
+			if err := datapath.ValidPodInterfacePatterns(cfg.podInterfaces); err != nil {
+				return usageError{fmt.Errorf("--pod-interfaces: %w", err)}
+			}
 			if cfg.netns != "" && !strings.Contains(cfg.netns, "/") {
 				cfg.netns = filepath.Join("/var/run/netns", cfg.netns)
 			}
@@ -135,6 +141,7 @@ with one error naming the feature.`,
 	f.StringSliceVar(&hostIPs, "host-ips", nil, "the node's own addresses, comma-separated (default: the Node object's InternalIP and ExternalIP addresses)")
 	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's service address range, as kube-apiserver's --service-cluster-ip-range (repeatable or comma-separated, IPv4 and IPv6): pods' egress to it is judged after kube-proxy's DNAT, against the backend pod (default: none; egress to a service address is then judged against the address itself)")
 	f.StringSliceVar(&uplinks, "uplink-interfaces", nil, "interfaces towards other nodes where service traffic to remote backends is judged, comma-separated (default: detected: interfaces of routes with a gateway and of default routes)")
+	f.StringSliceVar(&cfg.podInterfaces, "pod-interfaces", datapath.DefaultPodInterfaces, `name patterns of the pods' host-side interfaces as the node's CNI plugin names them, comma-separated: each new veth or netkit device matching one, with its peer in another network namespace, is enforced from its first packet, in quarantine (nothing in or out) until its pod is known ("" quarantines nothing)`)
 	f.StringVar(&cfg.netns, "netns", "", "network namespace (path, or name under /var/run/netns) holding the pods' host-side interfaces (default: the enforcer's own)")
 	f.StringVar(&cfg.daemonSet, "daemonset", "", "the DaemonSet running this enforcer: if it is gone or being deleted when the enforcer stops (an uninstall), the datapath is taken off the node (default: none; the pins always stay)")
 	f.StringVar(&cfg.daemonSetNamespace, "daemonset-namespace", os.Getenv("POD_NAMESPACE"), "the namespace of --daemonset (default: $POD_NAMESPACE, from the downward API)")
@@ -248,6 +255,7 @@ func runEnforcer(ctx context.Context, cfg enforcerConfig) error {
 		NetNS:              cfg.netns,
 		ServiceCIDRs:       cfg.serviceCIDRs,
 		Uplinks:            cfg.uplinks,
+		PodInterfaces:      cfg.podInterfaces,
 		DaemonSetName:      cfg.daemonSet,
 		DaemonSetNamespace: cfg.daemonSetNamespace,
 		Flows:              flowOut,

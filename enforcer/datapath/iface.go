@@ -217,3 +217,23 @@ func (d *Datapath) HostInterface(podIP netip.Addr) (int, error) {
 func (d *Datapath) Endpoint(ep policy.LocalEndpoint) (int, error) {
 	return d.finder.Endpoint(ep)
 }
+
+// links lists the namespace's interfaces.
+func (f *InterfaceFinder) links() ([]netlink.Link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	links, err := f.h.LinkList()
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	return links, nil
+}
+
+// linkExists reports whether interface idx exists; any doubt answers yes.
+func (f *InterfaceFinder) linkExists(idx uint32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.h.LinkByIndex(int(idx))
+	var notFound netlink.LinkNotFoundError
+	return !errors.As(err, &notFound) && !errors.Is(err, unix.ENODEV)
+}

@@ -55,6 +55,15 @@ type Options struct {
 	// only with ServiceCIDRs; an interface that cannot be found or
 	// attached fails Open.
 	Uplinks []string
+	// PodInterfaces are the name patterns (filepath.Match) of the pods'
+	// host-side interfaces, as the node's CNI plugin names them (see
+	// DefaultPodInterfaces). A veth or netkit device matching one, with
+	// its peer in another network namespace, is enforced from the moment
+	// it appears, in quarantine until a Sync names its pod (see
+	// WatchPodInterfaces). Empty quarantines nothing: an interface is
+	// then enforced only once its pod is known, and passes everything
+	// before.
+	PodInterfaces []string
 	// Logger receives one line per replaced pin, adopted or stale link;
 	// nil discards them.
 	Logger *slog.Logger
@@ -110,6 +119,8 @@ type Datapath struct {
 	// pendingUplinks those adopted with a previous run's programs.
 	uplinks        map[uint32]link.Link
 	pendingUplinks map[uint32]bool
+	// quarantine follows the pod interfaces the State does not name yet.
+	quarantine *quarantine
 
 	// pods maps interfaces to pods for event readers, without mu.
 	pods atomic.Pointer[map[uint32]policy.PodRef]
@@ -151,6 +162,7 @@ func open(opts Options, probes featureProbes) (*Datapath, error) {
 
 		uplinks:        map[uint32]link.Link{},
 		pendingUplinks: map[uint32]bool{},
+		quarantine:     newQuarantine(),
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

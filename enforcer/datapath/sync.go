@@ -36,6 +36,9 @@ type SyncStats struct {
 	// that had an interface before keeps it (and its enforcement) until a
 	// lookup succeeds or the pod leaves the State.
 	Unresolved map[policy.PodRef]error
+	// Released holds, for each interface this Sync took out of
+	// quarantine (its pod now known), how long it waited there.
+	Released []time.Duration
 }
 
 // MapFill is a map's number of entries and its capacity.
@@ -79,6 +82,7 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 		return stats, fmt.Errorf("sync datapath: %w", err)
 	}
 	d.keepUnclaimed(&next)
+	stats.Released = d.keepQuarantined(&next)
 	for pod, err := range next.Unresolved {
 		stats.Unresolved[pod] = err
 	}

@@ -1,0 +1,343 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/palisade-dev/palisade/bpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// QuarantineIdentity is the identity of a pod interface enforced before
+// its pod is known. The compiler allocates workload identities from 256
+// and names only world (1) and host (2) below that, so no rule names it:
+// with both directions isolated, such an interface sends and receives
+// nothing but what the node itself sends it.
+const QuarantineIdentity = 3
+
+// DefaultPodInterfaces are the host-side interface names of common CNI
+// plugins' pods: the bridge, ptp and flannel plugins and kindnet (veth),
+// Calico (cali), Cilium (lxc), the AWS VPC CNI (eni), GKE (gke) and Azure
+// (azv).
+var DefaultPodInterfaces = []string{"veth*", "cali*", "lxc*", "eni*", "gke*", "azv*"}
+
+// quarantine is what the Datapath knows of the node's pod interfaces
+// beyond the State: every one the interface watch has seen, and when each
+// unidentified one went into quarantine. Guarded by Datapath.mu.
+type quarantine struct {
+	// seen holds the live pod interfaces by index, with their names.
+	seen map[uint32]string
+	// since holds the interfaces in quarantine, by index: when they
+	// entered it.
+	since map[uint32]time.Time
+}
+
+func newQuarantine() *quarantine {
+	return &quarantine{seen: map[uint32]string{}, since: map[uint32]time.Time{}}
+}
+
+func quarantineValue() bpf.PalisadeEndpointValue {
+	return bpf.PalisadeEndpointValue{Identity: QuarantineIdentity, Flags: isolationFlags}
+}
+
+// ValidPodInterfacePatterns checks patterns as Options.PodInterfaces
+// takes them.
+func ValidPodInterfacePatterns(patterns []string) error {
+	for _, p := range patterns {
+		if p == "" {
+			return errors.New("empty pod interface pattern")
+		}
+		if _, err := filepath.Match(p, ""); err != nil {
+			return fmt.Errorf("pod interface pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// isPodInterface reports whether l is a pod's host-side interface: a veth
+// or netkit device whose peer lives in another network namespace and
+// whose name one of patterns matches, and not an uplink.
+func isPodInterface(l netlink.Link, patterns []string, uplinks []string) bool {
+	a := l.Attrs()
+	if t := l.Type(); t != "veth" && t != "netkit" {
+		return false
+	}
+	if a.NetNsID < 0 || slices.Contains(uplinks, a.Name) {
+		return false
+	}
+	for _, p := range patterns {
+		if ok, _ := filepath.Match(p, a.Name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// InterfaceEvent is one thing the interface watch did.
+type InterfaceEvent struct {
+	Ifindex uint32
+	Name    string
+	// Quarantined is set when the interface was put in quarantine,
+	// unset when a quarantined interface went away.
+	Quarantined bool
+	Err         error
+}
+
+// WatchPodInterfaces enforces every pod interface from its first
+// packet: it follows the node namespace's interfaces with a netlink
+// subscription and attaches both programs to each new pod interface at
+// once, as a quarantined endpoint (QuarantineIdentity, both directions
+// isolated) until a Sync names its pod. Interfaces existing when it
+// starts that no Sync has claimed are quarantined too. It returns when
+// ctx ends; a broken subscription is opened again (listing every
+// interface afresh), so that a lost notification delays a quarantine
+// but never loses it. Without Options.PodInterfaces it returns at once.
+// report, when not nil, is told of every quarantine and release.
+func (d *Datapath) WatchPodInterfaces(ctx context.Context, report func(InterfaceEvent)) error {
+	if len(d.opts.PodInterfaces) == 0 {
+		return nil
+	}
+	if report == nil {
+		report = func(InterfaceEvent) {}
+	}
+	for ctx.Err() == nil {
+		err := d.watchInterfacesOnce(ctx, report)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.log.Warn("pod interface watch broke; subscribing again", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (d *Datapath) watchInterfacesOnce(ctx context.Context, report func(InterfaceEvent)) error {
+	ns := netns.None()
+	if d.opts.NetNS != "" {
+		var err error
+		if ns, err = netns.GetFromPath(d.opts.NetNS); err != nil {
+			return fmt.Errorf("watch pod interfaces: open network namespace %s: %w", d.opts.NetNS, err)
+		}
+		defer ns.Close()
+	}
+	updates := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	broken := make(chan error, 1)
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		Namespace:         &ns,
+		ListExisting:      true,
+		ReceiveBufferSize: 1 << 20,
+		ErrorCallback: func(err error) {
+			select {
+			case broken <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watch pod interfaces: subscribe: %w", err)
+	}
+	// The listing of existing interfaces ends with a done message the
+	// library swallows; what was seen before the first update after it
+	// cannot be told apart, so pruning waits for a full listing below.
+	if err := d.pruneInterfaces(report); err != nil {
+		d.log.Warn("list pod interfaces", "error", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-broken:
+			return fmt.Errorf("watch pod interfaces: %w", err)
+		case u, ok := <-updates:
+			if !ok {
+				return errors.New("watch pod interfaces: subscription closed")
+			}
+			d.interfaceUpdate(u, report)
+		}
+	}
+}
+
+// interfaceUpdate handles one notification.
+func (d *Datapath) interfaceUpdate(u netlink.LinkUpdate, report func(InterfaceEvent)) {
+	if u.Link == nil {
+		return
+	}
+	idx := uint32(u.Link.Attrs().Index)
+	name := u.Link.Attrs().Name
+	if u.Header.Type == unix.RTM_DELLINK {
+		if gone := d.forgetInterface(idx); gone {
+			report(InterfaceEvent{Ifindex: idx, Name: name})
+		}
+		return
+	}
+	if !isPodInterface(u.Link, d.opts.PodInterfaces, d.opts.Uplinks) {
+		return
+	}
+	quarantined, err := d.Quarantine(idx, name)
+	if err != nil || quarantined {
+		report(InterfaceEvent{Ifindex: idx, Name: name, Quarantined: quarantined, Err: err})
+	}
+}
+
+// pruneInterfaces forgets interfaces that no longer exist, for the
+// notifications a broken subscription lost.
+func (d *Datapath) pruneInterfaces(report func(InterfaceEvent)) error {
+	links, err := d.finder.links()
+	if err != nil {
+		return err
+	}
+	alive := make(map[uint32]bool, len(links))
+	for _, l := range links {
+		alive[uint32(l.Attrs().Index)] = true
+	}
+	d.mu.Lock()
+	var gone []uint32
+	for idx := range d.quarantine.seen {
+		if !alive[idx] {
+			gone = append(gone, idx)
+		}
+	}
+	d.mu.Unlock()
+	for _, idx := range gone {
+		if d.forgetInterface(idx) {
+			report(InterfaceEvent{Ifindex: idx})
+		}
+	}
+	return nil
+}
+
+// Quarantine enforces interface idx as a pod interface whose pod is not
+// known yet, unless it is enforced already: the endpoint entry first
+// (isolated both ways, QuarantineIdentity), then both programs. It
+// reports whether it quarantined the interface. The interface stays a
+// pod interface for every later Sync: one that no endpoint claims (its
+// pod not known yet, or gone while the interface lives on) is kept in
+// quarantine, never left open.
+func (d *Datapath) Quarantine(idx uint32, name string) (bool, error) {
+	if idx == 0 {
+		return false, errors.New("quarantine interface: index 0")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, errors.New("quarantine interface: datapath closed")
+	}
+	d.quarantine.seen[idx] = name
+	if _, enforced := d.applied.Endpoints[idx]; enforced && !d.dirty {
+		return false, nil
+	}
+	if d.dirty {
+		if err := d.readState(); err != nil {
+			return false, fmt.Errorf("quarantine interface %s: %w", name, err)
+		}
+		if _, enforced := d.applied.Endpoints[idx]; enforced {
+			return false, nil
+		}
+	}
+	v := quarantineValue()
+	v.Revision = d.nextRevision()
+	if err := d.objs.Endpoints.Put(idx, v); err != nil {
+		return false, fmt.Errorf("quarantine interface %s: write endpoint: %w", name, err)
+	}
+	d.applied.Endpoints[idx] = v
+	d.quarantine.since[idx] = time.Now()
+	if el := d.links[idx]; el != nil && el.fromPod != nil && el.toPod != nil {
+		return true, nil
+	}
+	err := runInNetNS(d.opts.NetNS, func() error {
+		if el := d.links[idx]; el != nil {
+			el.detach()
+			delete(d.links, idx)
+			delete(d.pending, idx)
+		}
+		el, err := d.attach(idx)
+		if err != nil {
+			return err
+		}
+		d.links[idx] = el
+		return nil
+	})
+	if err != nil {
+		// Gone already (a pod deleted as it was created), or the kernel
+		// refused: the next Sync tries again while the interface lives.
+		return true, fmt.Errorf("quarantine interface %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// forgetInterface drops a deleted interface: a quarantined one's
+// endpoint entry and links go at once (no Sync will name it); a pod's
+// wait for the Sync that removes its pod. It reports whether a
+// quarantined interface went.
+func (d *Datapath) forgetInterface(idx uint32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, seen := d.quarantine.seen[idx]; !seen {
+		return false
+	}
+	delete(d.quarantine.seen, idx)
+	_, quarantined := d.quarantine.since[idx]
+	delete(d.quarantine.since, idx)
+	if !quarantined || d.closed {
+		return false
+	}
+	if v, ok := d.applied.Endpoints[idx]; ok && v.Identity == QuarantineIdentity {
+		if err := d.objs.Endpoints.Delete(idx); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			d.log.Warn("remove quarantined endpoint of a deleted interface", "ifindex", idx, "error", err)
+			d.dirty = true
+		}
+		delete(d.applied.Endpoints, idx)
+	}
+	if el := d.links[idx]; el != nil {
+		el.detach()
+		delete(d.links, idx)
+		delete(d.pending, idx)
+	}
+	return true
+}
+
+// keepQuarantined puts back into next, in quarantine, every live pod
+// interface that no endpoint of next claims, and records how long each
+// claimed one waited: the release latency. Sync calls it with mu held.
+func (d *Datapath) keepQuarantined(next *Entries) (released []time.Duration) {
+	now := time.Now()
+	for idx := range d.quarantine.seen {
+		if _, claimed := next.Endpoints[idx]; claimed {
+			if t, ok := d.quarantine.since[idx]; ok {
+				released = append(released, now.Sub(t))
+				delete(d.quarantine.since, idx)
+			}
+			continue
+		}
+		if el := d.links[idx]; (el == nil || !d.linkAlive(idx)) && !d.finder.linkExists(idx) {
+			// Its deletion's notification was lost: gone.
+			delete(d.quarantine.seen, idx)
+			delete(d.quarantine.since, idx)
+			continue
+		}
+		next.Endpoints[idx] = quarantineValue()
+		if _, ok := d.quarantine.since[idx]; !ok {
+			d.quarantine.since[idx] = now
+		}
+	}
+	return released
+}
+
+// QuarantinedInterfaces is how many pod interfaces wait for their pod.
+func (d *Datapath) QuarantinedInterfaces() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.quarantine.since)
+}
