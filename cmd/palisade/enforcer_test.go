@@ -24,6 +24,9 @@ func TestEnforcerFlags(t *testing.T) {
 			c.healthAddr = ":9963"
 		}
 		c.flowStdout = true
+		if c.podInterfaces == nil {
+			c.podInterfaces = datapath.DefaultPodInterfaces
+		}
 		return c
 	}
 	for _, tc := range []struct {
@@ -41,7 +44,7 @@ func TestEnforcerFlags(t *testing.T) {
 			args: []string{"--kubeconfig=k", "--node-name=n1", "--pin-dir=/sys/fs/bpf/x", "--standard=s.yaml", "--flow-file=f.jsonl", "--flow-stdout=false",
 				"--metrics-bind-address=127.0.0.1:1", "--health-probe-bind-address=0", "--host-ips=10.0.0.5, fd00::5,::ffff:10.0.0.6", "--netns=/run/netns/n1"},
 			want: enforcerConfig{kubeconfig: "k", nodeName: "n1", pinDir: "/sys/fs/bpf/x", standard: "s.yaml", flowFile: "f.jsonl",
-				metricsAddr: "127.0.0.1:1", healthAddr: "0", netns: "/run/netns/n1",
+				metricsAddr: "127.0.0.1:1", healthAddr: "0", netns: "/run/netns/n1", podInterfaces: datapath.DefaultPodInterfaces,
 				hostIPs: []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("fd00::5"), netip.MustParseAddr("10.0.0.6")}},
 		},
 		{name: "netns by name", args: []string{"--node-name=n", "--netns=node1"}, want: defaults(enforcerConfig{nodeName: "n", netns: "/var/run/netns/node1"})},
@@ -62,6 +65,10 @@ func TestEnforcerFlags(t *testing.T) {
 		{name: "namespace without a daemonset is unused", podNS: "palisade-system", args: []string{"--node-name=n"},
 			want: defaults(enforcerConfig{nodeName: "n"})},
 		{name: "daemonset without a namespace", args: []string{"--node-name=n", "--daemonset=e"}, wantErr: "--daemonset-namespace: empty; set it or POD_NAMESPACE"},
+		{name: "pod interfaces named", args: []string{"--node-name=n", "--pod-interfaces=cali*,lxc*"},
+			want: defaults(enforcerConfig{nodeName: "n", podInterfaces: []string{"cali*", "lxc*"}})},
+		{name: "no quarantine", args: []string{"--node-name=n", "--pod-interfaces="}, want: defaults(enforcerConfig{nodeName: "n", podInterfaces: []string{}})},
+		{name: "bad pod interface pattern", args: []string{"--node-name=n", "--pod-interfaces=veth["}, wantErr: `--pod-interfaces: pod interface pattern "veth[": syntax error in pattern`},
 		{name: "no node name", wantErr: "--node-name: empty; set it or NODE_NAME"},
 		{name: "bad host IP", args: []string{"--node-name=n", "--host-ips=10.0.0.1,node1"}, wantErr: `--host-ips: "node1" is not an IP address`},
 		{name: "zoned host IP", args: []string{"--node-name=n", "--host-ips=fe80::1%eth0"}, wantErr: `--host-ips: "fe80::1%eth0" is not an IP address`},
