@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -41,6 +42,12 @@ type webhookConfig struct {
 	serviceName    string
 	mutatingCfg    string
 	validatingCfg  string
+	clientAuth     string
+	clientCAFile   string
+	clientNames    []string
+	maxConcurrent  int
+	readTimeout    time.Duration
+	metricsCertDir string
 }
 
 func newWebhookCommand(run func(context.Context, webhookConfig) error) *cobra.Command {
@@ -63,7 +70,21 @@ The serving certificate (--cert-mode) is in place before the server starts:
                 followed; the CA bundle is yours to set
   files         tls.crt and tls.key already in --cert-dir, put there by
                 someone else (local runs and tests); reloaded on change
-The replica reports ready (/readyz) only once it serves a certificate.`,
+The replica reports ready (/readyz) only once it serves a certificate.
+
+Only the API server is judged and recorded (--client-auth=required, the
+default): kube-apiserver presents a client certificate to the webhook when
+started with --admission-control-config-file (README: Install). A request
+without one gets 401, one from another CA or for a name outside
+--client-allowed-names 403; each is counted
+(palisade_webhook_refused_requests_total) and never judged, recorded or
+turned into an Event. --client-auth=none accepts any caller that reaches
+the port, and says so loudly at start.
+
+Metrics on a loopback --metrics-bind-address are plain HTTP; on any other
+address they are served over TLS and each scrape must carry a token the API
+server authenticates (TokenReview) for a user allowed get on the
+non-resource URL /metrics (SubjectAccessReview).`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if cfg.port < 1 || cfg.port > 65535 {
@@ -75,7 +96,10 @@ The replica reports ready (/readyz) only once it serves a certificate.`,
 			if cfg.serviceAccount == "" {
 				cfg.serviceAccount = "system:serviceaccount:" + cfg.namespace + ":palisade-webhook"
 			}
-			return validateCertFlags(cfg)
+			if err := validateCertFlags(cfg); err != nil {
+				return err
+			}
+			return validateServerFlags(cfg)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg) },
 	}
@@ -102,12 +126,21 @@ The replica reports ready (/readyz) only once it serves a certificate.`,
 	f.StringVar(&cfg.serviceName, "service-name", defaultServiceName, "webhook Service in --namespace: the certificate must cover <service>.<namespace>.svc; self-managed: owns the Secret")
 	f.StringVar(&cfg.mutatingCfg, "mutating-configuration", webhook.MutatingConfigurationName, "MutatingWebhookConfiguration that gets the CA bundle (self-managed)")
 	f.StringVar(&cfg.validatingCfg, "validating-configuration", webhook.ValidatingConfigurationName, "ValidatingWebhookConfiguration that gets the CA bundle (self-managed)")
+	f.StringVar(&cfg.clientAuth, "client-auth", clientAuthRequired, "who may call the admission server: required (a client certificate --client-ca-file signed, i.e. the API server) or none (anyone who reaches the port)")
+	f.StringVar(&cfg.clientCAFile, "client-ca-file", "", "PEM CA that signed the API server's webhook client certificate (reloaded on change); required with --client-auth=required")
+	f.StringSliceVar(&cfg.clientNames, "client-allowed-names", nil, "common names or DNS SANs accepted from --client-ca-file (default: any certificate it signed for client auth; set it when the CA also signs other clients)")
+	f.IntVar(&cfg.maxConcurrent, "max-concurrent-requests", webhook.DefaultMaxConcurrentRequests, "admission requests served at once; beyond it 429 (the API server's failurePolicy applies)")
+	f.DurationVar(&cfg.readTimeout, "read-timeout", webhook.DefaultReadTimeout, "time to read one admission request, headers and body")
+	f.StringVar(&cfg.metricsCertDir, "metrics-cert-dir", "", "tls.crt and tls.key for the metrics endpoint off loopback (default: self-signed)")
 	return cmd
 }
 
 // runWebhook loads and checks everything before serving: a bad standard or
 // audit file stops the process with the reason, before it takes traffic.
 func runWebhook(ctx context.Context, cfg webhookConfig) error {
+	if err := checkClientCA(cfg.clientCAFile); err != nil {
+		return err
+	}
 	std := rules.Default()
 	if cfg.standard != "" {
 		var err error
@@ -171,7 +204,9 @@ func runWebhook(ctx context.Context, cfg webhookConfig) error {
 		Log:            log,
 	}
 	serve.Host, serve.Port, serve.CertDir = cfg.host, cfg.port, cfg.certDir
-	serve.MetricsAddr, serve.HealthAddr = cfg.metricsAddr, cfg.healthAddr
+	serve.ClientCAFile, serve.ClientNames = cfg.clientCAFile, cfg.clientNames
+	serve.MaxConcurrentRequests, serve.ReadTimeout = cfg.maxConcurrent, cfg.readTimeout
+	serve.MetricsAddr, serve.HealthAddr, serve.MetricsCertDir = cfg.metricsAddr, cfg.healthAddr, cfg.metricsCertDir
 	return webhook.Serve(ctx, restCfg, serve)
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWebhookFlags(t *testing.T) {
@@ -18,12 +20,12 @@ func TestWebhookFlags(t *testing.T) {
 		wantErr string
 	}{
 		{
-			name: "defaults",
+			name: "defaults", args: []string{"--client-ca-file=/ca.crt"},
 			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
 				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook"}),
 		},
 		{
-			name: "namespace from the downward API", env: "sec",
+			name: "namespace from the downward API", env: "sec", args: []string{"--client-ca-file=/ca.crt"},
 			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
 				namespace: "sec", serviceAccount: "system:serviceaccount:sec:palisade-webhook"}),
 		},
@@ -32,17 +34,28 @@ func TestWebhookFlags(t *testing.T) {
 			args: []string{"--kubeconfig=k", "--standard=s.yaml", "--rules=r", "--audit-file=a.jsonl", "--audit-stdout=false", "--audit-fsync", "--cert-dir=/c", "--host=127.0.0.1", "--port=8443",
 				"--metrics-bind-address=0", "--health-probe-bind-address=:9", "--namespace=p", "--service-account=system:serviceaccount:p:w",
 				"--cert-mode=cert-manager", "--cert-secret=edge-palisade-webhook-tls", "--service-name=edge-palisade-webhook",
-				"--mutating-configuration=m.example.com", "--validating-configuration=v"},
+				"--mutating-configuration=m.example.com", "--validating-configuration=v",
+				"--client-ca-file=/etc/ca.crt", "--client-allowed-names=kube-apiserver,apiserver.example", "--max-concurrent-requests=8", "--read-timeout=3s",
+				"--metrics-cert-dir=/m"},
 			want: webhookConfig{kubeconfig: "k", standard: "s.yaml", rulesDir: "r", auditFile: "a.jsonl", auditFsync: true, certDir: "/c", host: "127.0.0.1", port: 8443,
 				metricsAddr: "0", healthAddr: ":9", namespace: "p", serviceAccount: "system:serviceaccount:p:w",
-				certMode: "cert-manager", certSecret: "edge-palisade-webhook-tls", serviceName: "edge-palisade-webhook", mutatingCfg: "m.example.com", validatingCfg: "v"},
+				certMode: "cert-manager", certSecret: "edge-palisade-webhook-tls", serviceName: "edge-palisade-webhook", mutatingCfg: "m.example.com", validatingCfg: "v",
+				clientAuth: "required", clientCAFile: "/etc/ca.crt", clientNames: []string{"kube-apiserver", "apiserver.example"}, maxConcurrent: 8, readTimeout: 3 * time.Second,
+				metricsCertDir: "/m"},
 		},
-		{name: "secret mode", args: []string{"--cert-mode=secret", "--cert-secret=byo-serving"},
+		{name: "secret mode", args: []string{"--cert-mode=secret", "--cert-secret=byo-serving", "--client-ca-file=/ca.crt"},
 			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
 				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook", certMode: "secret", certSecret: "byo-serving"})},
-		{name: "files mode", args: []string{"--cert-mode=files"},
+		{name: "files mode", args: []string{"--cert-mode=files", "--client-auth=none"},
 			want: withCertDefaults(webhookConfig{auditStdout: true, certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsAddr: ":8080", healthAddr: ":8081",
-				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook", certMode: "files"})},
+				namespace: "palisade-system", serviceAccount: "system:serviceaccount:palisade-system:palisade-webhook", certMode: "files", clientAuth: "none"})},
+		{name: "client CA required by default", wantErr: "--client-ca-file: required with --client-auth=required"},
+		{name: "unknown client auth", args: []string{"--client-auth=optional"}, wantErr: `invalid --client-auth: "optional" is not one of required, none`},
+		{name: "none with a CA", args: []string{"--client-auth=none", "--client-ca-file=/ca.crt"}, wantErr: "--client-auth=none: --client-ca-file and --client-allowed-names would not be used"},
+		{name: "empty allowed name", args: []string{"--client-ca-file=/ca.crt", "--client-allowed-names=a,,b"}, wantErr: "invalid --client-allowed-names: an empty name"},
+		{name: "no concurrency", args: []string{"--client-ca-file=/ca.crt", "--max-concurrent-requests=0"}, wantErr: "invalid --max-concurrent-requests 0"},
+		{name: "no read time", args: []string{"--client-ca-file=/ca.crt", "--read-timeout=0s"}, wantErr: "invalid --read-timeout 0s"},
+		{name: "metrics address without port", args: []string{"--client-ca-file=/ca.crt", "--metrics-bind-address=localhost"}, wantErr: `invalid --metrics-bind-address "localhost"`},
 		{name: "unknown cert mode", args: []string{"--cert-mode=selfmanaged"}, wantErr: `invalid --cert-mode: "selfmanaged" is not one of self-managed, cert-manager, secret, files`},
 		{name: "empty cert mode", args: []string{"--cert-mode="}, wantErr: `invalid --cert-mode: "" is not one of`},
 		{name: "secret name with capitals", args: []string{"--cert-secret=My-TLS"}, wantErr: `invalid --cert-secret: "My-TLS": a lowercase RFC 1123 subdomain`},
@@ -74,7 +87,7 @@ func TestWebhookFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("config = %+v\nwant     %+v", got, tc.want)
 			}
 		})
@@ -94,6 +107,12 @@ func withCertDefaults(c webhookConfig) webhookConfig {
 		if *f.field == "" {
 			*f.field = f.def
 		}
+	}
+	if c.clientAuth == "" {
+		c.clientAuth, c.clientCAFile = "required", "/ca.crt"
+	}
+	if c.maxConcurrent == 0 {
+		c.maxConcurrent, c.readTimeout = 64, 10*time.Second
 	}
 	return c
 }
@@ -124,7 +143,7 @@ func TestWebhookRejectsBadStandardBeforeServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var errOut bytes.Buffer
-	code := execute(context.Background(), newRootCommand(), []string{"webhook", "--standard", path, "--kubeconfig", "/nonexistent"}, &errOut)
+	code := execute(context.Background(), newRootCommand(), []string{"webhook", "--client-auth=none", "--standard", path, "--kubeconfig", "/nonexistent"}, &errOut)
 	if code != 2 {
 		t.Fatalf("exit %d, want 2; stderr %s", code, errOut.String())
 	}
@@ -139,8 +158,32 @@ func TestWebhookRejectsBadRulesDirBeforeServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var errOut bytes.Buffer
-	code := execute(context.Background(), newRootCommand(), []string{"webhook", "--rules", dir, "--kubeconfig", "/nonexistent"}, &errOut)
+	code := execute(context.Background(), newRootCommand(), []string{"webhook", "--client-auth=none", "--rules", dir, "--kubeconfig", "/nonexistent"}, &errOut)
 	if code != 2 || !strings.Contains(errOut.String(), "broken.yaml") {
 		t.Fatalf("exit %d, stderr %q: want 2 naming broken.yaml", code, errOut.String())
+	}
+}
+
+// TestWebhookClientCAProblemsExitTwo: a client CA that is missing or holds
+// no certificate stops the process with exit 2 naming the flag, before it
+// needs a cluster; so does leaving it out while client auth is required.
+func TestWebhookClientCAProblemsExitTwo(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	if err := os.WriteFile(empty, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--client-ca-file: required with --client-auth=required"},
+		{[]string{"--client-ca-file", "/nonexistent/ca.crt"}, "--client-ca-file: open /nonexistent/ca.crt"},
+		{[]string{"--client-ca-file", empty}, "--client-ca-file " + empty + ": no PEM certificate"},
+	} {
+		var errOut bytes.Buffer
+		code := execute(context.Background(), newRootCommand(), append([]string{"webhook", "--kubeconfig", "/nonexistent"}, tc.args...), &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q: want 2 and %q", tc.args, code, errOut.String(), tc.want)
+		}
 	}
 }

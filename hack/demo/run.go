@@ -55,6 +55,12 @@ func run(ctx context.Context, o demoOptions) error {
 	ctrllog.SetLogger(logr.Discard())
 	say(o.out, "Starting a local control plane (kube-apiserver + etcd built from source)")
 	env := &envtest.Environment{BinaryAssetsDirectory: o.assets}
+	// The API server presents a client certificate to the webhook, which
+	// judges nothing else (README: Admission: who may call the webhook).
+	clientAuth, err := testenv.ConfigureWebhookClientAuth(env, dir)
+	if err != nil {
+		return err
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("start control plane: %w", err)
@@ -110,6 +116,7 @@ func run(ctx context.Context, o demoOptions) error {
 		"--kubeconfig", kubeconfigs["webhook"],
 		"--cert-mode", "files", "--cert-dir", wio.LocalServingCertDir,
 		"--host", wio.LocalServingHost, "--port", fmt.Sprint(wio.LocalServingPort),
+		"--client-ca-file", clientAuth.CAFile, "--client-allowed-names", clientAuth.ClientName,
 		"--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "0",
 		"--audit-file", auditFile, "--audit-stdout=false")
 	logFile, err := os.Create(filepath.Join(dir, "webhook.log"))
