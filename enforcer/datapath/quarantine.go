@@ -313,6 +313,14 @@ func (d *Datapath) forgetInterface(idx uint32) bool {
 // claimed one waited: the release latency. Sync calls it with mu held.
 func (d *Datapath) keepQuarantined(next *Entries) (released []time.Duration) {
 	now := time.Now()
+	for idx, v := range d.applied.Endpoints {
+		// Quarantined by a previous run (the pins adopted): still a pod
+		// interface until it is gone, or the first Sync of this run
+		// would open it before the interface watch starts.
+		if _, seen := d.quarantine.seen[idx]; !seen && v.Identity == QuarantineIdentity {
+			d.quarantine.seen[idx] = ""
+		}
+	}
 	for idx := range d.quarantine.seen {
 		if _, claimed := next.Endpoints[idx]; claimed {
 			if t, ok := d.quarantine.since[idx]; ok {

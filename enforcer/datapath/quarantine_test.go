@@ -235,3 +235,50 @@ func waitInterfaceEvent(t *testing.T, events <-chan InterfaceEvent, want func(In
 		}
 	}
 }
+
+// A restarted datapath keeps a previous run's quarantine: its first Sync,
+// which runs before the interface watch, leaves the interface closed.
+func TestQuarantineSurvivesARestart(t *testing.T) {
+	requireKernel(t)
+	nw, err := podnet.New(podnet.NewPrefix("pr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	node, err := nw.AddNode(podnet.NodeConfig{Name: "node1", Index: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.AddPod(podnet.PodConfig{Namespace: "open", Name: "early", HostInterface: "qearly"}); err != nil {
+		t.Fatal(err)
+	}
+	idx := uint32(ifindexIn(t, node.Netns(), "qearly"))
+	opts := Options{NodeName: "node1", PinDir: testPinDir(t), NetNS: node.Netns().Path(), PodInterfaces: []string{"q*"}}
+	d, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := d.Quarantine(idx, "qearly"); !ok || err != nil {
+		t.Fatalf("Quarantine = %v, %v", ok, err)
+	}
+	d.Close()
+
+	d, err = Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Sync(context.Background(), compile(t, namespace("open")), d.Endpoint); err != nil {
+		t.Fatal(err)
+	}
+	var ep bpf.PalisadeEndpointValue
+	if err := d.objs.Endpoints.Lookup(idx, &ep); err != nil || ep.Identity != QuarantineIdentity {
+		t.Fatalf("after a restart and a Sync without its pod: entry %+v (%v), want quarantine", ep, err)
+	}
+	if !d.linkAlive(idx) {
+		t.Fatal("after a restart the quarantined interface lost its programs")
+	}
+	if d.QuarantinedInterfaces() != 1 {
+		t.Fatalf("QuarantinedInterfaces = %d, want 1", d.QuarantinedInterfaces())
+	}
+}
