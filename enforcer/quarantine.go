@@ -15,6 +15,7 @@ import (
 type quarantineMetrics struct {
 	quarantined prometheus.Gauge
 	entered     prometheus.Counter
+	attach      prometheus.Histogram
 	released    prometheus.Histogram
 }
 
@@ -24,6 +25,9 @@ func newQuarantineMetrics(reg prometheus.Registerer) (*quarantineMetrics, error)
 			Help: "Pod interfaces enforced in quarantine (nothing in, nothing out) because their pod is not known yet."}),
 		entered: prometheus.NewCounter(prometheus.CounterOpts{Name: "palisade_enforcer_quarantines_total",
 			Help: "Pod interfaces put in quarantine as they appeared."}),
+		attach: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "palisade_enforcer_quarantine_attach_seconds",
+			Help:    "Time from the notification of a new pod interface to its programs attached in quarantine: how long it ran unenforced, less the kernel's delivery of the notification.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}}),
 		released: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "palisade_enforcer_quarantine_release_seconds",
 			Help:    "Time from a pod interface's quarantine to the end of the Sync that enforces its pod's policies.",
 			Buckets: []float64{.01, .025, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10, 30}}),
@@ -31,7 +35,7 @@ func newQuarantineMetrics(reg prometheus.Registerer) (*quarantineMetrics, error)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.quarantined, m.entered, m.released} {
+	for _, c := range []prometheus.Collector{m.quarantined, m.entered, m.attach, m.released} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register quarantine metrics: %w", err)
 		}
@@ -50,7 +54,8 @@ func (a *Agent) watchPodInterfaces(ctx context.Context, dp *datapath.Datapath) {
 			log.Warn("quarantine pod interface", "interface", ev.Name, "ifindex", ev.Ifindex, "error", ev.Err)
 		case ev.Quarantined:
 			a.quarantine.entered.Inc()
-			log.Info("pod interface quarantined until its pod is known", "interface", ev.Name, "ifindex", ev.Ifindex)
+			a.quarantine.attach.Observe(ev.Took.Seconds())
+			log.Info("pod interface quarantined until its pod is known", "interface", ev.Name, "ifindex", ev.Ifindex, "took", ev.Took)
 			a.changes.mark(time.Now())
 		default:
 			log.Info("quarantined interface removed", "interface", ev.Name, "ifindex", ev.Ifindex)

@@ -87,7 +87,11 @@ type InterfaceEvent struct {
 	// Quarantined is set when the interface was put in quarantine,
 	// unset when a quarantined interface went away.
 	Quarantined bool
-	Err         error
+	// Took is how long the quarantine took from the notification: the
+	// time a new pod interface ran without programs, less the kernel's
+	// delivery of the notification.
+	Took time.Duration
+	Err  error
 }
 
 // WatchPodInterfaces enforces every pod interface from its first
@@ -185,9 +189,10 @@ func (d *Datapath) interfaceUpdate(u netlink.LinkUpdate, report func(InterfaceEv
 	if !isPodInterface(u.Link, d.opts.PodInterfaces, d.opts.Uplinks) {
 		return
 	}
+	start := time.Now()
 	quarantined, err := d.Quarantine(idx, name)
 	if err != nil || quarantined {
-		report(InterfaceEvent{Ifindex: idx, Name: name, Quarantined: quarantined, Err: err})
+		report(InterfaceEvent{Ifindex: idx, Name: name, Quarantined: quarantined, Took: time.Since(start), Err: err})
 	}
 }
 
