@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palisade-dev/palisade/enforcer/datapath"
+	"github.com/palisade-dev/palisade/enforcer/policy"
 )
 
 // quarantineMetrics follow the pod interfaces enforced before their pod
@@ -73,4 +74,17 @@ func (a *Agent) recordReleases(dp *datapath.Datapath, released []time.Duration) 
 		a.quarantine.released.Observe(d.Seconds())
 	}
 	a.quarantine.quarantined.Set(float64(dp.QuarantinedInterfaces()))
+}
+
+// quarantined reports whether ev was judged on an interface in quarantine:
+// its pod not known yet, its endpoint the quarantine identity.
+func quarantined(ev datapath.Event) bool {
+	if ev.Pod != (policy.PodRef{}) || ev.Verdict == datapath.VerdictAllowedNew {
+		return false
+	}
+	local := ev.SrcIdentity
+	if ev.Direction == policy.Ingress {
+		local = ev.DstIdentity
+	}
+	return local == datapath.QuarantineIdentity
 }
