@@ -67,7 +67,36 @@ func (e *Evaluator) ValidateRuleActions(s string) error {
 	if err := e.ruleActionsProblem(s); err != nil {
 		return fmt.Errorf("check rule actions: %w", err)
 	}
+	if relaxed := relaxedGuards(s); len(relaxed) > 0 {
+		return fmt.Errorf("check rule actions: %s", guardProblem(relaxed))
+	}
 	return nil
+}
+
+// relaxedGuards returns the entries of a well-formed annotation that give
+// a guard rule an action other than deny, as "id=action", in their order.
+func relaxedGuards(s string) []string {
+	var out []string
+	for _, entry := range strings.Split(s, ",") {
+		id, act, err := parseActionEntry(entry)
+		if err == nil && IsGuardRule(id) && act != ActionDeny {
+			out = append(out, id+"="+string(act))
+		}
+	}
+	return out
+}
+
+func guardProblem(relaxed []string) string {
+	noun := "rule "
+	if len(relaxed) > 1 {
+		noun = "rules "
+	}
+	parts := make([]string, len(relaxed))
+	for i, r := range relaxed {
+		id, act, _ := strings.Cut(r, "=")
+		parts[i] = id + " to " + act
+	}
+	return "sets guard " + noun + strings.Join(parts, ", ") + "; guard rules always deny"
 }
 
 // ruleActionsProblem is ValidateRuleActions without the error prefix, for
@@ -115,27 +144,27 @@ func (e *Evaluator) RuleIDs() []string {
 // AnnotationRuleActions override for ruleID, else its "*" override, else
 // the rule's own action, else deny. Malformed entries are ignored, and one
 // that names ruleID (or "*") voids that channel, so a typo can only leave
-// the stricter action in place. "*" does not reach the guard rules
-// (reserved-key, namespace-rule-actions, netpol-managed-readonly); only an
-// override naming them does.
+// the stricter action in place. No override reaches the guard rules
+// (IsGuardRule): they deny even in a namespace whose annotation got in
+// before the webhook refused such entries.
 func (e *Evaluator) ActionFor(ruleID string, ns *corev1.Namespace) Action {
 	base, ok := e.actions[ruleID]
 	if !ok {
 		base = ActionDeny
 	}
-	if ns == nil {
+	if ns == nil || IsGuardRule(ruleID) {
 		return base
 	}
 	ann, ok := ns.Annotations[AnnotationRuleActions]
 	if !ok {
 		return base
 	}
-	return resolveOverride(ann, ruleID, base, contains(guardRuleIDs, ruleID))
+	return resolveOverride(ann, ruleID, base)
 }
 
 // resolveOverride scans the annotation without allocating: it runs for
 // every violation of every admission request.
-func resolveOverride(ann, ruleID string, base Action, guard bool) Action {
+func resolveOverride(ann, ruleID string, base Action) Action {
 	var specific, wildcard Action
 	var specificBad, wildcardBad bool
 	for rest, more := ann, true; more; {
@@ -164,7 +193,7 @@ func resolveOverride(ann, ruleID string, base Action, guard bool) Action {
 		return base
 	case specific != "":
 		return specific
-	case guard || wildcardBad || wildcard == "":
+	case wildcardBad || wildcard == "":
 		return base
 	}
 	return wildcard

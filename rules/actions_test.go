@@ -39,12 +39,15 @@ func TestActionFor(t *testing.T) {
 		{"*=warn,pod-tier=deny", "pod-tier", ActionDeny},
 		{"*=deny,pod-tier=dryrun", "pod-tier", ActionDryRun},
 		{"pod-tier=dryrun,*=deny", "pod-tier", ActionDryRun},
-		// The wildcard does not reach the guard rules; naming them does.
+		// No override reaches the guard rules, naming them or not.
 		{"*=dryrun", RuleReservedKey, ActionDeny},
 		{"*=dryrun", RuleInvalidActionsSyntax, ActionDeny},
 		{"*=warn", RuleManagedReadonly, ActionDeny},
-		{RuleReservedKey + "=warn", RuleReservedKey, ActionWarn},
-		{RuleManagedReadonly + "=dryrun", RuleManagedReadonly, ActionDryRun},
+		{RuleReservedKey + "=warn", RuleReservedKey, ActionDeny},
+		{RuleManagedReadonly + "=dryrun", RuleManagedReadonly, ActionDeny},
+		{RuleClassificationLowered + "=warn,*=dryrun", RuleClassificationLowered, ActionDeny},
+		{RuleSelectedByPolicy + "=dryrun", RuleSelectedByPolicy, ActionDeny},
+		{RuleInvalidActionsSyntax + "=warn", RuleInvalidActionsSyntax, ActionDeny},
 		// Malformed entries void their channel, leaving the stricter action.
 		{"pod-tier=nonsense", "pod-tier", ActionDeny},
 		{"pod-tier", "pod-tier", ActionDeny},
@@ -129,11 +132,13 @@ func TestParseRuleActions(t *testing.T) {
 
 func TestValidateRuleActions(t *testing.T) {
 	e := defaultEvaluator(t)
-	const known = " (rules: ns-owner, ns-env, ns-data-classification, pod-app, pod-tier, pod-env, netpol-managed-readonly, netpol-non-identity-selector, netpol-egress-without-dns, netpol-open-cidr, netpol-regulated-all-namespaces, reserved-key, namespace-rule-actions)"
+	const known = " (rules: ns-owner, ns-env, ns-data-classification, pod-app, pod-tier, pod-env, netpol-managed-readonly, netpol-non-identity-selector, netpol-egress-without-dns, netpol-open-cidr, netpol-regulated-all-namespaces, reserved-key, namespace-rule-actions, namespace-classification-lowered, namespace-selected-by-policy)"
 	for _, tc := range []struct{ in, wantErr string }{
 		{"", ""},
 		{"pod-tier=warn,*=dryrun", ""},
-		{"reserved-key=warn,namespace-rule-actions=dryrun,netpol-managed-readonly=warn", ""},
+		{"reserved-key=deny,netpol-managed-readonly=deny", ""},
+		{"reserved-key=warn", "check rule actions: sets guard rule reserved-key to warn; guard rules always deny"},
+		{"*=warn,reserved-key=warn,namespace-rule-actions=dryrun,netpol-managed-readonly=warn", "check rule actions: sets guard rules reserved-key to warn, namespace-rule-actions to dryrun, netpol-managed-readonly to warn; guard rules always deny"},
 		{"netpol-open-cidr=deny", ""},
 		{"nope=warn", `check rule actions: unknown rule "nope"` + known},
 		{"zz=warn,pod-tier=warn,aa=deny", `check rule actions: unknown rule "aa", "zz"` + known},
@@ -150,7 +155,7 @@ func TestRuleIDs(t *testing.T) {
 	e := defaultEvaluator(t)
 	want := []string{"ns-owner", "ns-env", "ns-data-classification", "pod-app", "pod-tier", "pod-env",
 		RuleManagedReadonly, RuleNonIdentitySelector, RuleEgressWithoutDNS, RuleOpenCIDR, RuleRegulatedAllNS,
-		RuleReservedKey, RuleInvalidActionsSyntax}
+		RuleReservedKey, RuleInvalidActionsSyntax, RuleClassificationLowered, RuleSelectedByPolicy}
 	if got := e.RuleIDs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("RuleIDs = %v\nwant %v", got, want)
 	}
@@ -159,7 +164,7 @@ func TestRuleIDs(t *testing.T) {
 	custom := evaluatorFor(t, strings.Replace(podRulesStandard, "  profiles:", "  networkPolicies:\n  - {id: netpol-open-cidr, action: dryrun}\n  profiles:", 1))
 	want = []string{"pod-app", "pod-team", "pod-zone", "pod-role", "ns-team",
 		RuleOpenCIDR, RuleManagedReadonly, RuleNonIdentitySelector, RuleEgressWithoutDNS, RuleRegulatedAllNS,
-		RuleReservedKey, RuleInvalidActionsSyntax}
+		RuleReservedKey, RuleInvalidActionsSyntax, RuleClassificationLowered, RuleSelectedByPolicy}
 	if got := custom.RuleIDs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("custom RuleIDs = %v\nwant %v", got, want)
 	}

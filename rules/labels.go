@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -37,6 +39,11 @@ func (e *Evaluator) Namespace(ns *corev1.Namespace) []Violation {
 			out = append(out, newViolation(RuleInvalidActionsSyntax, obj(), AnnotationRuleActions,
 				"annotation "+AnnotationRuleActions+" is malformed: "+err.Error(),
 				"write comma-separated ruleID=action pairs (actions: deny, warn, dryrun; * for every rule)",
+				e.ActionFor(RuleInvalidActionsSyntax, ns)))
+		} else if relaxed := relaxedGuards(ann); len(relaxed) > 0 {
+			out = append(out, newViolation(RuleInvalidActionsSyntax, obj(), AnnotationRuleActions,
+				"annotation "+AnnotationRuleActions+" "+guardProblem(relaxed),
+				"remove "+strings.Join(relaxed, ", ")+" (only the labeling and NetworkPolicy rules can be relaxed)",
 				e.ActionFor(RuleInvalidActionsSyntax, ns)))
 		}
 	}

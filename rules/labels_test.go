@@ -50,10 +50,14 @@ func TestNamespaceRules(t *testing.T) {
 			`deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: entry 2 "": empty entry` + fixActions},
 		{"a wildcard does not relax the syntax check", "n", prodPCI, map[string]string{AnnotationRuleActions: "*=warn,x"},
 			`deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: entry 2 "x": want ruleID=action` + fixActions},
-		{"naming the syntax check relaxes it", "n", prodPCI, map[string]string{AnnotationRuleActions: "namespace-rule-actions=warn,x"},
-			`warn [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: entry 2 "x": want ruleID=action` + fixActions},
+		{"naming the syntax check does not relax it", "n", prodPCI, map[string]string{AnnotationRuleActions: "namespace-rule-actions=warn,x"},
+			`deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: entry 2 "x": want ruleID=action` + fixActions},
+		{"override relaxing a guard rule", "n", prodPCI, map[string]string{AnnotationRuleActions: "pod-tier=warn,reserved-key=warn"},
+			"deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions sets guard rule reserved-key to warn; guard rules always deny: remove reserved-key=warn (only the labeling and NetworkPolicy rules can be relaxed)\n"},
+		{"override relaxing guard rules while the wildcard relaxes the rest", "n", prodPCI, map[string]string{AnnotationRuleActions: "*=warn,netpol-managed-readonly=dryrun,namespace-classification-lowered=warn"},
+			"deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions sets guard rules netpol-managed-readonly to dryrun, namespace-classification-lowered to warn; guard rules always deny: remove netpol-managed-readonly=dryrun, namespace-classification-lowered=warn (only the labeling and NetworkPolicy rules can be relaxed)\n"},
 		{"unknown rule in override", "n", prodPCI, map[string]string{AnnotationRuleActions: "pod-teir=warn,pod-ap=dryrun"},
-			`deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: unknown rule "pod-ap", "pod-teir" (rules: ns-owner, ns-env, ns-data-classification, pod-app, pod-tier, pod-env, netpol-managed-readonly, netpol-non-identity-selector, netpol-egress-without-dns, netpol-open-cidr, netpol-regulated-all-namespaces, reserved-key, namespace-rule-actions)` + fixActions},
+			`deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: unknown rule "pod-ap", "pod-teir" (rules: ns-owner, ns-env, ns-data-classification, pod-app, pod-tier, pod-env, netpol-managed-readonly, netpol-non-identity-selector, netpol-egress-without-dns, netpol-open-cidr, netpol-regulated-all-namespaces, reserved-key, namespace-rule-actions, namespace-classification-lowered, namespace-selected-by-policy)` + fixActions},
 		{"hostile override stays on one line", "n", prodPCI, map[string]string{AnnotationRuleActions: "a=warn\nb=deny"},
 			`deny [namespace-rule-actions] namespace n: annotation palisade.dev/rule-actions is malformed: entry 1 "a=warn\nb=deny": unknown action "warn\nb=deny" (one of: deny, warn, dryrun)` + fixActions},
 	} {
@@ -148,6 +152,7 @@ kind: LabelingStandard
 metadata: {name: pods, version: "2"}
 spec:
   identityLabels: [app, team, zone]
+  reservedPrefixes: [palisade.dev/]
   labels:
   - {id: pod-app, target: Pod, key: app, required: true, pattern: '[a-z]+'}
   - {id: pod-team, target: Pod, key: team, matchNamespace: true}

@@ -131,6 +131,12 @@ func TestParseErrors(t *testing.T) {
 		{"identity label under reserved prefix", edit("[app, tier]", "[app, palisade.dev/tier]"), `std.yaml:7: identityLabels[1]: key palisade.dev/tier is under reserved prefix "palisade.dev/", which users cannot set`},
 		{"empty prefix", edit("[palisade.dev/]", `[" "]`), "std.yaml:8: reservedPrefixes[0]: empty prefix would reserve every key"},
 		{"prefix with a line break", edit("[palisade.dev/]", `["a\nb/"]`), "std.yaml:8: reservedPrefixes[0]: prefix must be one line; it is part of one-line messages"},
+		{"palisade.dev/ not reserved", edit("  reservedPrefixes: [palisade.dev/]\n", "  reservedPrefixes: [corp.example/]\n"),
+			`std.yaml:8: reservedPrefixes: must include "palisade.dev/": Palisade's own keys (exemptions, rule actions, enforcement mode) are reserved whatever the standard says`},
+		{"no reserved prefixes", edit("  reservedPrefixes: [palisade.dev/]\n", "  reservedPrefixes: []\n"),
+			`std.yaml:8: reservedPrefixes: must include "palisade.dev/": Palisade's own keys (exemptions, rule actions, enforcement mode) are reserved whatever the standard says`},
+		{"reserved prefixes left out", edit("  reservedPrefixes: [palisade.dev/]\n", ""),
+			`std.yaml:6: reservedPrefixes: must include "palisade.dev/": Palisade's own keys (exemptions, rule actions, enforcement mode) are reserved whatever the standard says`},
 		{"bad groups", edit(`["system:masters"]`, `["", "a\nb"]`), "" +
 			"std.yaml:9: privilegedGroups[0]: empty group name\n" +
 			"std.yaml:9: privilegedGroups[1]: group name must be one line; it is part of one-line messages"},
@@ -186,6 +192,8 @@ func TestParseErrors(t *testing.T) {
 		// NetworkPolicy rules.
 		{"unknown netpol id", edit("  - id: netpol-open-cidr\n", "  - id: netpol-open-cidrs\n"),
 			`std.yaml:28: networkPolicies[0] (netpol-open-cidrs): unknown id "netpol-open-cidrs" (one of: netpol-managed-readonly, netpol-non-identity-selector, netpol-egress-without-dns, netpol-open-cidr, netpol-regulated-all-namespaces)`},
+		{"relaxed guard", edit("  - id: netpol-open-cidr\n    action: warn\n    classifications: [pci]\n", "  - id: netpol-managed-readonly\n    action: warn\n"),
+			"std.yaml:29: networkPolicies[0] (netpol-managed-readonly): netpol-managed-readonly guards Palisade's baseline policies and always denies; remove the action or set deny"},
 		{"no netpol id", edit("  - id: netpol-open-cidr\n    action: warn\n", "  - action: warn\n"),
 			"std.yaml:28: networkPolicies[0]: missing id (one of: netpol-managed-readonly, netpol-non-identity-selector, netpol-egress-without-dns, netpol-open-cidr, netpol-regulated-all-namespaces)"},
 		{"bad netpol rules", edit("    classifications: [pci]\n", "    classifications: [pci, '', secret]\n  - id: netpol-open-cidr\n    action: allow\n"), "" +
@@ -214,6 +222,26 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error:\n%s\nwant:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+// A prefix wider than palisade.dev/ reserves it too.
+func TestWiderReservedPrefix(t *testing.T) {
+	std, err := Parse([]byte(strings.Replace(testStandard, "[palisade.dev/]", "[palisade.]", 1)), "std.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEvaluator(std)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.IsReservedKey(AnnotationExempt) {
+		t.Error("palisade.dev/exempt is not reserved under palisade.")
+	}
+	// A standard built in code is held to the same rule.
+	std.Spec.ReservedPrefixes = nil
+	if _, err := NewEvaluator(std); err == nil || !strings.Contains(err.Error(), `reservedPrefixes: must include "palisade.dev/"`) {
+		t.Errorf("NewEvaluator without palisade.dev/: %v", err)
 	}
 }
 

@@ -48,8 +48,8 @@ func TestReservedKeys(t *testing.T) {
 			"deny [reserved-key] namespace shop: label palisade.dev/exempt is reserved: remove label palisade.dev/exempt" + who + "\n"},
 		{"removal passes", meta(nil, exempt), meta(nil, nil), shop, ""},
 		{"prefix match is exact", nil, meta(map[string]string{"palisade.dev": "x", "x.palisade.dev/y": "x", "Palisade.dev/z": "x"}, nil), shop, ""},
-		{"override relaxes the check", nil, meta(nil, exempt), namespace("shop", nil, map[string]string{AnnotationRuleActions: "reserved-key=warn"}),
-			"warn [reserved-key] namespace shop: annotation palisade.dev/exempt is reserved: remove annotation palisade.dev/exempt" + who + "\n"},
+		{"override naming the guard does not relax it", nil, meta(nil, exempt), namespace("shop", nil, map[string]string{AnnotationRuleActions: "reserved-key=warn"}),
+			"deny [reserved-key] namespace shop: annotation palisade.dev/exempt is reserved: remove annotation palisade.dev/exempt" + who + "\n"},
 		{"wildcard does not relax the check", nil, meta(nil, exempt), namespace("shop", nil, map[string]string{AnnotationRuleActions: "*=dryrun"}),
 			"deny [reserved-key] namespace shop: annotation palisade.dev/exempt is reserved: remove annotation palisade.dev/exempt" + who + "\n"},
 		{"namespace unknown", nil, meta(nil, exempt), nil,
@@ -94,7 +94,9 @@ func TestReservedKeysOverrideCannotRelaxItself(t *testing.T) {
 		{"override added", meta(nil, nil), meta(nil, ra("reserved-key=dryrun")), ActionDeny, 1},
 		{"override changed", meta(nil, ra("reserved-key=warn")), meta(nil, ra("reserved-key=dryrun")), ActionDeny, 1},
 		{"override removed while adding another key", meta(nil, ra("reserved-key=dryrun")), meta(nil, map[string]string{AnnotationExempt: "true"}), ActionDeny, 1},
-		{"override kept, another key added", meta(nil, ra("reserved-key=dryrun")), meta(nil, withExempt(ra("reserved-key=dryrun"))), ActionDryRun, 1},
+		// An override naming the guard that got in earlier (before the
+		// webhook refused such entries) relaxes nothing either.
+		{"override kept, another key added", meta(nil, ra("reserved-key=dryrun")), meta(nil, withExempt(ra("reserved-key=dryrun"))), ActionDeny, 1},
 		{"override removed alone", meta(nil, ra("reserved-key=dryrun")), meta(nil, nil), "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,24 +114,19 @@ func TestReservedKeysOverrideCannotRelaxItself(t *testing.T) {
 }
 
 func TestReservedKeysCustomStandard(t *testing.T) {
-	withGroups := evaluatorFor(t, strings.Replace(podRulesStandard, "  labels:", "  reservedPrefixes: [palisade.dev/, corp.example/]\n  privilegedGroups: [admins, sre, \"system:masters\"]\n  labels:", 1))
+	withGroups := evaluatorFor(t, strings.Replace(podRulesStandard, "  reservedPrefixes: [palisade.dev/]\n", "  reservedPrefixes: [palisade.dev/, corp.example/]\n  privilegedGroups: [admins, sre, \"system:masters\"]\n", 1))
 	got := render(withGroups.ReservedKeys("pod n/p", nil, meta(map[string]string{"corp.example/cost": "1"}, nil), nil, nil))
 	want := "deny [reserved-key] pod n/p: label corp.example/cost is reserved: remove label corp.example/cost (only Palisade and members of admins, sre or system:masters may set corp.example/ keys)\n"
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
-	noGroups := evaluatorFor(t, strings.Replace(podRulesStandard, "  labels:", "  reservedPrefixes: [palisade.dev/]\n  labels:", 1))
+	noGroups := evaluatorFor(t, podRulesStandard)
 	got = render(noGroups.ReservedKeys("pod n/p", nil, meta(nil, map[string]string{AnnotationExempt: "true"}), nil, nil))
 	want = "deny [reserved-key] pod n/p: annotation palisade.dev/exempt is reserved: remove annotation palisade.dev/exempt (only Palisade may set palisade.dev/ keys)\n"
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
-	// Without reserved prefixes nothing is reserved.
-	none := evaluatorFor(t, podRulesStandard)
-	if vs := none.ReservedKeys("pod n/p", nil, meta(nil, map[string]string{AnnotationExempt: "true"}), nil, nil); vs != nil {
-		t.Errorf("no prefixes: %v", vs)
-	}
-	if none.IsReservedKey(AnnotationExempt) || !withGroups.IsReservedKey("corp.example/x") || withGroups.IsReservedKey("corp.example") {
+	if !noGroups.IsReservedKey(AnnotationExempt) || !withGroups.IsReservedKey("corp.example/x") || withGroups.IsReservedKey("corp.example") {
 		t.Error("IsReservedKey")
 	}
 }

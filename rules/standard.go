@@ -135,7 +135,20 @@ const (
 	RuleRegulatedAllNS       = "netpol-regulated-all-namespaces"
 	RuleReservedKey          = "reserved-key"
 	RuleInvalidActionsSyntax = "namespace-rule-actions"
+	// RuleClassificationLowered guards a namespace's data classification:
+	// lowering it (see Evaluator.ClassificationLowered) takes a privileged group.
+	RuleClassificationLowered = "namespace-classification-lowered"
+	// RuleSelectedByPolicy guards the namespace labels another namespace's
+	// NetworkPolicy selects on: changing whether a namespace matches such
+	// a selector takes a privileged group.
+	RuleSelectedByPolicy = "namespace-selected-by-policy"
 )
+
+// ReservedPrefix is Palisade's own key prefix. Every standard reserves it:
+// exemptions, rule actions and the enforcement mode live under it, so a
+// standard that left it open would let any namespace user exempt
+// themselves.
+const ReservedPrefix = "palisade.dev/"
 
 // Well-known keys Palisade reads and writes.
 const (

@@ -15,11 +15,16 @@ var NetworkPolicyRuleIDs = []string{
 	RuleManagedReadonly, RuleNonIdentitySelector, RuleEgressWithoutDNS, RuleOpenCIDR, RuleRegulatedAllNS,
 }
 
-// guardRuleIDs protect Palisade's own keys and objects. They are not
-// declared in a standard (they always exist, acting deny) and a wildcard
-// override does not reach them: "*=warn" is a rollout knob for the
-// labeling rules, not a way to let a namespace's users set exemptions.
-var guardRuleIDs = []string{RuleReservedKey, RuleInvalidActionsSyntax, RuleManagedReadonly}
+// guardRuleIDs protect Palisade's own keys and objects and the privileged
+// changes of a namespace. They always act deny: no rule-actions override
+// reaches them (neither "*=warn", a rollout knob for the labeling rules,
+// nor one naming them, which the webhook refuses to admit), and a standard
+// cannot give netpol-managed-readonly another action.
+var guardRuleIDs = []string{RuleReservedKey, RuleInvalidActionsSyntax, RuleManagedReadonly, RuleClassificationLowered, RuleSelectedByPolicy}
+
+// IsGuardRule reports whether ruleID is one of the guard rules, which
+// always deny.
+func IsGuardRule(ruleID string) bool { return contains(guardRuleIDs, ruleID) }
 
 var actionNames = []string{string(ActionDeny), string(ActionWarn), string(ActionDryRun)}
 
@@ -104,14 +109,24 @@ func (v *validator) identity() {
 		}
 		seen[k] = i
 	}
+	covered, badPrefix := false, false
 	for i, pfx := range sp.ReservedPrefixes {
 		p := "spec.reservedPrefixes[" + strconv.Itoa(i) + "]"
 		switch {
 		case strings.TrimSpace(pfx) == "":
 			v.fail(p, "empty prefix would reserve every key")
+			badPrefix = true
 		case hasLineBreak(pfx):
 			v.fail(p, "prefix must be one line; it is part of one-line messages")
+			badPrefix = true
+		case strings.HasPrefix(ReservedPrefix, pfx):
+			covered = true
 		}
+	}
+	// A broken entry is reported alone: it may be the author's attempt at
+	// the prefix.
+	if !covered && !badPrefix {
+		v.fail("spec.reservedPrefixes", "must include %q: Palisade's own keys (exemptions, rule actions, enforcement mode) are reserved whatever the standard says", ReservedPrefix)
 	}
 	for i, g := range sp.PrivilegedGroups {
 		p := "spec.privilegedGroups[" + strconv.Itoa(i) + "]"
@@ -350,6 +365,8 @@ func (v *validator) networkPolicies() {
 		}
 		if r.Action != "" && !validAction(r.Action) {
 			v.failShown(base+".action", shown, "unknown action %s (one of: %s)", quoteValue(string(r.Action)), strings.Join(actionNames, ", "))
+		} else if r.Action != "" && r.Action != ActionDeny && IsGuardRule(r.ID) {
+			v.failShown(base+".action", shown, "%s guards Palisade's baseline policies and always denies; remove the action or set deny", r.ID)
 		}
 		for j, c := range r.Classifications {
 			p := base + ".classifications[" + strconv.Itoa(j) + "]"

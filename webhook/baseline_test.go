@@ -157,9 +157,10 @@ func TestBaselineRestoredAfterDeletionAndEdit(t *testing.T) {
 	})
 }
 
-func TestBaselineThroughWarnOverride(t *testing.T) {
-	// A privileged override turns the guard into a warning: a developer's
-	// delete passes with a warning, and the reconciler restores the policy.
+func TestBaselineGuardCannotBeRelaxed(t *testing.T) {
+	// netpol-managed-readonly is a guard rule: an override naming it is
+	// refused even to a privileged user, so a developer's delete of a
+	// baseline policy stays denied.
 	s := needSuite(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -168,23 +169,21 @@ func TestBaselineThroughWarnOverride(t *testing.T) {
 		Labels:      map[string]string{"owner": "team-x", "env": "dev", "data-classification": "internal"},
 		Annotations: map[string]string{rules.AnnotationRuleActions: rules.RuleManagedReadonly + "=warn"},
 	}}
-	if err := s.admin.Create(ctx, ns); err != nil {
-		t.Fatal(err)
+	err := s.admin.Create(ctx, ns)
+	if want := "[namespace-rule-actions] namespace bl-warn: annotation palisade.dev/rule-actions sets guard rule netpol-managed-readonly to warn; guard rules always deny"; err == nil || !contains(err.Error(), want) {
+		t.Fatalf("create with %s=warn: %v, want a denial containing %q", rules.RuleManagedReadonly, err, want)
 	}
+	createNamespace(ctx, t, s, "bl-warn", "internal")
 	key := client.ObjectKey{Namespace: "bl-warn", Name: rules.PolicyAllowDNS}
 	eventually(t, "baseline", func() bool { return s.admin.Get(ctx, key, &networkingv1.NetworkPolicy{}) == nil })
 	res, err := s.kubectl["alice"].Run(ctx, "", "delete", "networkpolicy", "-n", "bl-warn", rules.PolicyAllowDNS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Exit != 0 {
-		t.Fatalf("delete under warn override: exit %d\n%s", res.Exit, res.Stderr)
+	want := "[netpol-managed-readonly] networkpolicy bl-warn/palisade-allow-dns: baseline policy is managed by Palisade and cannot be deleted"
+	if res.Exit == 0 || !contains(res.Stderr, want) {
+		t.Errorf("delete: exit %d, stderr lacks %q:\n%s", res.Exit, want, res.Stderr)
 	}
-	want := "Warning: [netpol-managed-readonly] networkpolicy bl-warn/palisade-allow-dns: baseline policy is managed by Palisade and cannot be deleted"
-	if !contains(res.Stderr, want) {
-		t.Errorf("stderr lacks %q:\n%s", want, res.Stderr)
-	}
-	eventually(t, "allow-dns restored", func() bool { return s.admin.Get(ctx, key, &networkingv1.NetworkPolicy{}) == nil })
 }
 
 // TestNoPodBeforeItsBaseline creates a namespace and a pod in one kubectl

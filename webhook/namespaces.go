@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -38,7 +39,10 @@ func (j namespaceJudge) mutate(_ context.Context, req admission.Request) (verdic
 // validate judges the namespace's labels and its reserved keys. An UPDATE
 // that leaves the labels alone is not re-judged on them: a namespace that
 // predates the standard must stay manageable (finalizers, annotations).
-func (j namespaceJudge) validate(_ context.Context, req admission.Request) (verdict, error) {
+// A label change by an unprivileged requester is also judged for what it
+// does beyond the namespace: lowering its data classification, or moving
+// it into or out of another namespace's NetworkPolicy namespaceSelector.
+func (j namespaceJudge) validate(ctx context.Context, req admission.Request) (verdict, error) {
 	ns := &corev1.Namespace{}
 	if err := j.decoder.Decode(req, ns); err != nil {
 		return verdict{}, fmt.Errorf("decode namespace: %w", err)
@@ -55,25 +59,51 @@ func (j namespaceJudge) validate(_ context.Context, req admission.Request) (verd
 	}
 	v := verdict{ns: ns, governed: true}
 	e := j.opts.Evaluator
+	object := "namespace " + ns.Name
+	labelsChanged := old == nil || !maps.Equal(old.Labels, ns.Labels)
 	if !j.privileged(req) {
 		var oldMeta *metav1.ObjectMeta
+		var oldLabels map[string]string
 		if old != nil {
-			oldMeta = &old.ObjectMeta
+			oldMeta, oldLabels = &old.ObjectMeta, old.Labels
+			if oldLabels == nil {
+				oldLabels = map[string]string{}
+			}
 		}
 		allowed := map[string]string{rules.AnnotationProfile: e.Standard().ProfileFor(ns.Labels).Name}
-		v.violations = append(v.violations, e.ReservedKeys("namespace "+ns.Name, oldMeta, &ns.ObjectMeta, allowed, ns)...)
+		v.violations = append(v.violations, e.ReservedKeys(object, oldMeta, &ns.ObjectMeta, allowed, ns)...)
+		if labelsChanged {
+			v.violations = append(v.violations, e.ClassificationLowered(object, oldLabels, ns.Labels, ns)...)
+			selected, err := j.selectedByPolicies(ctx, object, ns, oldLabels)
+			if err != nil {
+				return verdict{}, err
+			}
+			v.violations = append(v.violations, selected...)
+		}
 	}
 	if ns.Annotations[rules.AnnotationExempt] == "true" {
 		v.governed = false
 		v.note = "exempt namespace"
 		return v, nil
 	}
-	if old != nil && maps.Equal(old.Labels, ns.Labels) && old.Annotations[rules.AnnotationRuleActions] == ns.Annotations[rules.AnnotationRuleActions] {
+	if !labelsChanged && old.Annotations[rules.AnnotationRuleActions] == ns.Annotations[rules.AnnotationRuleActions] {
 		v.note = "labels unchanged"
 		return v, nil
 	}
 	v.violations = append(v.violations, e.Namespace(ns)...)
 	return v, nil
+}
+
+// selectedByPolicies judges a label change against the namespaceSelectors
+// of every other namespace's NetworkPolicies. They are listed past the
+// cache, which holds only Palisade's own policies: a label change of a
+// namespace is rare, a cluster's user policies may be many.
+func (j namespaceJudge) selectedByPolicies(ctx context.Context, object string, ns *corev1.Namespace, oldLabels map[string]string) ([]rules.Violation, error) {
+	var list networkingv1.NetworkPolicyList
+	if err := j.opts.APIReader.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list networkpolicies: %w", err)
+	}
+	return j.opts.Evaluator.SelectedByPolicies(object, ns.Name, oldLabels, ns.Labels, list.Items, ns), nil
 }
 
 // privileged reports whether the requester may set reserved keys.

@@ -67,6 +67,12 @@ func rulesFixtures(t *testing.T) map[string]string {
 		"out":       filepath.Join(dir, "export.yaml"),
 		"badLine":   fmt.Sprint(lineOf(def, `pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$'`)),
 		"emptyRule": filepath.Dir(write("empty/.keep", "")),
+		// A standard that leaves Palisade's own keys open, and one that
+		// reserves only its own prefix.
+		"unreserved":      write("unreserved.yaml", strings.Replace(def, `reservedPrefixes: ["palisade.dev/"]`, `reservedPrefixes: []`, 1)),
+		"otherPrefix":     write("other-prefix.yaml", strings.Replace(def, `reservedPrefixes: ["palisade.dev/"]`, `reservedPrefixes: ["corp.example/"]`, 1)),
+		"reservedLine":    fmt.Sprint(lineOf(def, `reservedPrefixes: ["palisade.dev/"]`)),
+		"reservedMessage": `reservedPrefixes: must include "palisade.dev/": Palisade's own keys (exemptions, rule actions, enforcement mode) are reserved whatever the standard says`,
 	}
 }
 
@@ -194,6 +200,18 @@ func TestRulesCommand(t *testing.T) {
 			args:     []string{"rules", "check", "--standard", f["bad"]},
 			wantCode: 2,
 			wantErr:  []string{f["bad"] + ":" + f["badLine"] + ": labels[0] (ns-owner): invalid pattern"},
+		},
+		{
+			name:     "check a standard with reservedPrefixes: []",
+			args:     []string{"rules", "check", "--standard", f["unreserved"]},
+			wantCode: 2,
+			wantErr:  []string{f["unreserved"] + ":" + f["reservedLine"] + ": " + f["reservedMessage"]},
+		},
+		{
+			name:     "check a standard reserving only its own prefix",
+			args:     []string{"rules", "check", "--standard", f["otherPrefix"]},
+			wantCode: 2,
+			wantErr:  []string{f["otherPrefix"] + ":" + f["reservedLine"] + ": " + f["reservedMessage"]},
 		},
 		{
 			name:     "check bad rules",
