@@ -35,6 +35,8 @@ var abiLayouts = []struct {
 	{PalisadeEndpointIpValue{}, "endpoint_ip_value", 4, map[string]uintptr{"Ifindex": 0}},
 	{PalisadeServiceOriginKey{}, "service_origin_key", 24, map[string]uintptr{"Ifindex": 0, "Sport": 4, "Protocol": 6, "Family": 7, "Saddr": 8}},
 	{PalisadeServiceOriginValue{}, "service_origin_value", 20, map[string]uintptr{"Daddr": 0, "Dport": 16, "Pad": 18}},
+	{PalisadeSourceCidrKey{}, "source_cidr_key", 28, map[string]uintptr{"Prefixlen": 0, "Ifindex": 4, "Family": 8, "Pad": 9, "Addr": 12}},
+	{PalisadeSourceCidrValue{}, "source_cidr_value", 4, map[string]uintptr{"Flags": 0}},
 }
 
 func TestABILayoutPinned(t *testing.T) {
@@ -106,6 +108,8 @@ func TestABIConstantsPinned(t *testing.T) {
 		"REASON_TCP_NOT_NEW":            {uint64(PalisadeReasonREASON_TCP_NOT_NEW), 9},
 		"REASON_SERVICE_SOURCE_UNKNOWN": {uint64(PalisadeReasonREASON_SERVICE_SOURCE_UNKNOWN), 10},
 		"REASON_SERVICE_UNCONFIRMED":    {uint64(PalisadeReasonREASON_SERVICE_UNCONFIRMED), 11},
+		"REASON_SPOOFED_SOURCE":         {uint64(PalisadeReasonREASON_SPOOFED_SOURCE), 12},
+		"REASON_ROUTER_MESSAGE":         {uint64(PalisadeReasonREASON_ROUTER_MESSAGE), 13},
 		"COUNTER_MAX":                   {uint64(PalisadeCounterCOUNTER_MAX), 32},
 	}
 	for name, v := range pinned {
@@ -116,7 +120,7 @@ func TestABIConstantsPinned(t *testing.T) {
 }
 
 func TestMapSizesApply(t *testing.T) {
-	spec, err := NewSpec(Config{IPIdentity: 1000, Conntrack: 2000, Events: 1 << 16})
+	spec, err := NewSpec(Config{IPIdentity: 1000, Conntrack: 2000, Events: 1 << 16, SourceCIDRs: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +129,11 @@ func TestMapSizesApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, got := range map[string][2]uint32{
-		"ip_identity": {specs.IpIdentity.MaxEntries, 1000},
-		"conntrack":   {specs.Conntrack.MaxEntries, 2000},
-		"events":      {specs.Events.MaxEntries, 1 << 16},
-		"policy":      {specs.Policy.MaxEntries, 1 << 16},
+		"ip_identity":  {specs.IpIdentity.MaxEntries, 1000},
+		"conntrack":    {specs.Conntrack.MaxEntries, 2000},
+		"events":       {specs.Events.MaxEntries, 1 << 16},
+		"policy":       {specs.Policy.MaxEntries, 1 << 16},
+		"source_cidrs": {specs.SourceCidrs.MaxEntries, 300},
 	} {
 		if got[0] != got[1] {
 			t.Errorf("%s max entries %d, want %d", name, got[0], got[1])

@@ -68,12 +68,17 @@ func newDatapath(tb testing.TB, cfg Config) *datapath {
 	return d
 }
 
+// endpoint writes the test pod's endpoint entry and, as Go does for every
+// enforced endpoint, its addresses (podIP, podIP6) in endpoint_ips: the
+// only sources from_pod lets it send from.
 func (d *datapath) endpoint(identity, flags, revision uint32) {
 	d.tb.Helper()
 	v := PalisadeEndpointValue{Identity: identity, Flags: flags, Revision: revision}
 	if err := d.objs.Endpoints.Put(uint32(podIfindex), &v); err != nil {
 		d.tb.Fatalf("put endpoint: %v", err)
 	}
+	d.endpointIP(podIP, podIfindex)
+	d.endpointIP(podIP6, podIfindex)
 }
 
 func (d *datapath) identity(prefix string, identity uint32) {
@@ -232,7 +237,7 @@ func addr16(s string) [16]byte {
 // one loaded datapath (loading and verifying costs ~0.2 s).
 func (d *datapath) clear() {
 	d.tb.Helper()
-	for _, m := range []*ebpf.Map{d.objs.Policy, d.objs.PolicyRanges, d.objs.Conntrack, d.objs.Fragments, d.objs.ServiceCidrs, d.objs.EndpointIps, d.objs.ServiceOrigin} {
+	for _, m := range []*ebpf.Map{d.objs.Policy, d.objs.PolicyRanges, d.objs.Conntrack, d.objs.Fragments, d.objs.ServiceCidrs, d.objs.EndpointIps, d.objs.ServiceOrigin, d.objs.SourceCidrs} {
 		var keys [][]byte
 		k := make([]byte, m.KeySize())
 		it := m.Iterate()

@@ -28,6 +28,8 @@
 #include "include/fragments.h"
 #include "include/report.h"
 #include "include/natlookup.h"
+#include "include/source.h"
+#include "include/neighbour.h"
 
 char __license[] SEC("license") = "Dual MIT/GPL";
 
@@ -69,6 +71,57 @@ static __always_inline int refuse(struct __sk_buff *skb, const struct endpoint_v
 	count(drop_counter);
 	emit_event(skb, t, v, now);
 	return TC_ACT_SHOT;
+}
+
+/* Refused whatever the mode: a forged source, a router message. Audit
+ * mode is for trying policies out, and none of these is a policy's to
+ * allow. report is false for what a bridge floods to every port. */
+static __always_inline int refuse_always(struct __sk_buff *skb, const struct endpoint_value *ep,
+					 __u8 dir, const struct tuple *t, __u32 reason,
+					 __u32 drop_counter, bool report)
+{
+	struct verdict_info v = { .reason = reason, .verdict = EVENT_DROP };
+
+	count(drop_counter);
+	if (report) {
+		fill_identities(&v, ep, dir, peer_of(dir, t));
+		emit_event(skb, t, &v, bpf_ktime_get_coarse_ns());
+	}
+	return TC_ACT_SHOT;
+}
+
+/* ARP or neighbour discovery (neighbour.h): false to judge the packet
+ * like any other, else true with the verdict in *ret. */
+static __always_inline bool neighbour(struct __sk_buff *skb, const struct endpoint_value *ep,
+				      __u8 dir, int parsed, struct packet *p, int *ret)
+{
+	__u32 ifindex = skb->ifindex;
+	int nv = parsed == PARSE_ARP ? arp_verdict(skb, ifindex, dir, p)
+				     : nd_verdict(skb, ifindex, dir, p);
+
+	switch (nv) {
+	case NEIGH_PASS:
+		count(COUNTER_NEIGHBOUR_PASSED);
+		*ret = TC_ACT_UNSPEC;
+		return true;
+	case NEIGH_SPOOFED:
+		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_SPOOFED_SOURCE,
+				     COUNTER_DROP_SPOOFED, true);
+		return true;
+	case NEIGH_ROUTER:
+		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_ROUTER_MESSAGE,
+				     COUNTER_DROP_NEIGHBOUR, true);
+		return true;
+	case NEIGH_MALFORMED:
+		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_MALFORMED,
+				     COUNTER_DROP_NEIGHBOUR, true);
+		return true;
+	case NEIGH_QUIET:
+		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_NONE, COUNTER_DROP_NEIGHBOUR,
+				     false);
+		return true;
+	}
+	return false;
 }
 
 /* A packet the parser could not judge by ports: fine where nothing
@@ -353,7 +406,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	struct ct_value *ct;
 	struct ct_key k;
 	__u32 peer, reason, rule_id, flags = 0;
-	int match;
+	int match, parsed;
 	__u64 now;
 
 	ep = bpf_map_lookup_elem(&endpoints, &ifindex);
@@ -362,13 +415,27 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_UNSPEC;
 	}
 
-	switch (parse_packet(skb, &p)) {
+	parsed = parse_packet(skb, &p);
+	if (parsed == PARSE_ARP || parsed == PARSE_NDP) {
+		int ret;
+
+		if (neighbour(skb, ep, dir, parsed, &p, &ret))
+			return ret;
+		parsed = PARSE_OK; /* an ICMPv6 message like any other */
+	}
+
+	/* Before any verdict, conntrack included, and in every mode: a
+	 * packet from the pod carries one of its own addresses. Whatever
+	 * parsed far enough to have a source (fragments, malformed L4) has
+	 * it checked. */
+	if (dir == DIR_EGRESS && p.flow.family &&
+	    !source_allowed(ifindex, p.flow.family, p.flow.saddr))
+		return refuse_always(skb, ep, dir, &p.flow, REASON_SPOOFED_SOURCE,
+				     COUNTER_DROP_SPOOFED, true);
+
+	switch (parsed) {
 	case PARSE_OK:
 		break;
-	case PARSE_ARP:
-	case PARSE_NDP:
-		count(COUNTER_NON_IP_PASSED);
-		return TC_ACT_UNSPEC;
 	case PARSE_NON_IP:
 		return unjudgeable(skb, ep, dir, &p, REASON_NON_IP, COUNTER_DROP_NON_IP,
 				   COUNTER_NON_IP_PASSED);

@@ -50,6 +50,9 @@ const (
 	PalisadeCounterCOUNTER_DROP_SERVICE_SOURCE      PalisadeCounter = 24
 	PalisadeCounterCOUNTER_DROP_SERVICE_UNCONFIRMED PalisadeCounter = 25
 	PalisadeCounterCOUNTER_SERVICE_MASQUERADED      PalisadeCounter = 26
+	PalisadeCounterCOUNTER_DROP_SPOOFED             PalisadeCounter = 27
+	PalisadeCounterCOUNTER_NEIGHBOUR_PASSED         PalisadeCounter = 28
+	PalisadeCounterCOUNTER_DROP_NEIGHBOUR           PalisadeCounter = 29
 	PalisadeCounterCOUNTER_MAX                      PalisadeCounter = 32
 )
 
@@ -242,6 +245,8 @@ const (
 	PalisadeReasonREASON_TCP_NOT_NEW            PalisadeReason = 9
 	PalisadeReasonREASON_SERVICE_SOURCE_UNKNOWN PalisadeReason = 10
 	PalisadeReasonREASON_SERVICE_UNCONFIRMED    PalisadeReason = 11
+	PalisadeReasonREASON_SPOOFED_SOURCE         PalisadeReason = 12
+	PalisadeReasonREASON_ROUTER_MESSAGE         PalisadeReason = 13
 )
 
 type PalisadeServiceOriginKey struct {
@@ -261,6 +266,20 @@ type PalisadeServiceOriginValue struct {
 }
 
 type PalisadeServiceValue struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type PalisadeSourceCidrKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Ifindex   uint32
+	Family    uint8
+	Pad       [3]uint8
+	Addr      [16]uint8
+}
+
+type PalisadeSourceCidrValue struct {
 	_     structs.HostLayout
 	Flags uint32
 }
@@ -287,6 +306,7 @@ const (
 	PalisadeMapPolicyRanges           = "policy_ranges"
 	PalisadeMapServiceCidrs           = "service_cidrs"
 	PalisadeMapServiceOrigin          = "service_origin"
+	PalisadeMapSourceCidrs            = "source_cidrs"
 	PalisadeProgPalisadeFromPod       = "palisade_from_pod"
 	PalisadeProgPalisadeToPod         = "palisade_to_pod"
 	PalisadeProgPalisadeUplink        = "palisade_uplink"
@@ -358,6 +378,7 @@ type PalisadeMapSpecs struct {
 	PolicyRanges  *ebpf.MapSpec `ebpf:"policy_ranges"`
 	ServiceCidrs  *ebpf.MapSpec `ebpf:"service_cidrs"`
 	ServiceOrigin *ebpf.MapSpec `ebpf:"service_origin"`
+	SourceCidrs   *ebpf.MapSpec `ebpf:"source_cidrs"`
 }
 
 // PalisadeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -401,6 +422,7 @@ type PalisadeMaps struct {
 	PolicyRanges  *ebpf.Map `ebpf:"policy_ranges"`
 	ServiceCidrs  *ebpf.Map `ebpf:"service_cidrs"`
 	ServiceOrigin *ebpf.Map `ebpf:"service_origin"`
+	SourceCidrs   *ebpf.Map `ebpf:"source_cidrs"`
 }
 
 func (m *PalisadeMaps) Close() error {
@@ -417,6 +439,7 @@ func (m *PalisadeMaps) Close() error {
 		m.PolicyRanges,
 		m.ServiceCidrs,
 		m.ServiceOrigin,
+		m.SourceCidrs,
 	)
 }
 

@@ -19,7 +19,11 @@ type Config struct {
 	Conntrack    uint32
 	ServiceCIDRs uint32
 	EndpointIPs  uint32
-	Events       uint32
+	// SourceCIDRs holds the extra source ranges pods may send from
+	// (the palisade.dev/source-cidrs annotation), one entry per range
+	// per pod; default 4096.
+	SourceCIDRs uint32
+	Events      uint32
 
 	// DeferMark is OR-ed into skb->mark of egress to a service range
 	// (default 0x08000000).
@@ -55,6 +59,7 @@ func NewSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 		{specs.Conntrack, cfg.Conntrack},
 		{specs.ServiceCidrs, cfg.ServiceCIDRs},
 		{specs.EndpointIps, cfg.EndpointIPs},
+		{specs.SourceCidrs, cfg.SourceCIDRs},
 		{specs.Events, cfg.Events},
 	}
 	for _, s := range sizes {

@@ -165,6 +165,20 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		r.Reason = subject + " not isolated"
 	case datapath.ReasonHost:
 		r.Reason = subject + " from the node"
+	case datapath.ReasonSpoofedSource:
+		// The sender is the pod behind the interface, whoever holds the
+		// address it forged.
+		forged := "no address"
+		if ev.Src.IsValid() {
+			forged = ev.Src.Addr().String()
+			if owner, ok := v.pods[ev.Src.Addr().Unmap()]; ok {
+				forged += " (" + owner.String() + "'s)"
+			}
+		}
+		r.Source.Namespace, r.Source.Pod = ev.Pod.Namespace, ev.Pod.Name
+		r.Reason = fmt.Sprintf("%s: spoofed source: %s is not one of its addresses (dropped in every mode)", subject, forged)
+	case datapath.ReasonRouterMessage:
+		r.Reason = fmt.Sprintf("%s: router message from a pod (a router advertisement or redirect; dropped in every mode)", subject)
 	case datapath.ReasonPolicyMiss, datapath.ReasonRevoked, datapath.ReasonTCPNotNew, datapath.ReasonServiceUnconfirmed:
 		r.IsolatedBy = isolatedBy(v.state, ev.Pod, ev.Direction)
 		by := "isolated"

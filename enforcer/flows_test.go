@@ -180,6 +180,35 @@ func TestExplainFlowEvents(t *testing.T) {
 			},
 		},
 		{
+			name: "spoofed source names the sender and whose address it forged",
+			ev: with(func(e *datapath.Event) {
+				e.Verdict, e.Reason, e.Direction = datapath.VerdictDrop, datapath.ReasonSpoofedSource, policy.Egress
+				e.Pod, e.SrcIdentity, e.DstIdentity = policy.PodRef{Namespace: "y", Name: "batch"}, st.Lookup(batch), st.Lookup(web)
+				e.Src, e.Dst = ap(db, 40000), ap(web, 80)
+			}),
+			check: func(t *testing.T, r FlowRecord) {
+				want := "egress of y/batch: spoofed source: 10.0.0.2 (x/db's) is not one of its addresses (dropped in every mode)"
+				if r.Verdict != "dropped" || r.Pod != "y/batch" || r.Reason != want {
+					t.Errorf("got verdict %q pod %q reason %q; want dropped, y/batch, %q", r.Verdict, r.Pod, r.Reason, want)
+				}
+				if r.Source.IP != "10.0.0.2" || r.Source.Namespace != "y" || r.Source.Pod != "batch" || r.Source.Labels["app"] != "batch" {
+					t.Errorf("source %+v: want the forged address 10.0.0.2 sent by y/batch", r.Source)
+				}
+			},
+		},
+		{
+			name: "router advertisement from a pod",
+			ev: with(func(e *datapath.Event) {
+				e.Verdict, e.Reason, e.Direction, e.Protocol = datapath.VerdictDrop, datapath.ReasonRouterMessage, policy.Egress, 58
+				e.Src, e.Dst = ap(netip.MustParseAddr("fe80::1"), 0), ap(netip.MustParseAddr("ff02::1"), 0)
+			}),
+			check: func(t *testing.T, r FlowRecord) {
+				if r.Reason != "egress of x/db: router message from a pod (a router advertisement or redirect; dropped in every mode)" || r.Protocol != "ICMPv6" {
+					t.Errorf("got reason %q protocol %q", r.Reason, r.Protocol)
+				}
+			},
+		},
+		{
 			name: "unknown interface, unparsed packet",
 			ev: datapath.Event{Time: when, Ifindex: 99, Direction: policy.Egress, Verdict: datapath.VerdictDrop, Reason: datapath.ReasonMalformed,
 				Protocol: 1},

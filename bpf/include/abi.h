@@ -86,12 +86,14 @@ enum reason {
 	REASON_TCP_NOT_NEW = 9,   /* TCP other than a SYN without a tracked flow */
 	REASON_SERVICE_SOURCE_UNKNOWN = 10, /* after DNAT, the source is no local pod */
 	REASON_SERVICE_UNCONFIRMED = 11,    /* reply to a deferred flow never allowed after DNAT */
+	REASON_SPOOFED_SOURCE = 12, /* from a pod: an IP source or ARP sender not its own */
+	REASON_ROUTER_MESSAGE = 13, /* from a pod: a router advertisement or redirect */
 };
 
 /* Indexes into the per-CPU counters array. */
 enum counter {
 	COUNTER_UNMANAGED = 0,        /* no endpoint entry: passed untouched */
-	COUNTER_NON_IP_PASSED = 1,    /* ARP, NDP, non-IP in an open direction */
+	COUNTER_NON_IP_PASSED = 1,    /* non-IP in an open direction */
 	COUNTER_ALLOWED_POLICY = 2,   /* new flow allowed by a policy entry */
 	COUNTER_ALLOWED_OPEN = 3,     /* new flow in a direction nothing isolates */
 	COUNTER_ALLOWED_HOST = 4,     /* new flow from the node */
@@ -117,6 +119,9 @@ enum counter {
 	COUNTER_DROP_SERVICE_SOURCE = 24,/* marked packet from no local pod */
 	COUNTER_DROP_SERVICE_UNCONFIRMED = 25,/* reply via an unconfirmed deferred entry */
 	COUNTER_SERVICE_MASQUERADED = 26,/* marked, masqueraded: source recovered */
+	COUNTER_DROP_SPOOFED = 27,    /* from a pod: source not its own, every mode */
+	COUNTER_NEIGHBOUR_PASSED = 28,/* ARP or neighbour discovery resolution needs */
+	COUNTER_DROP_NEIGHBOUR = 29,  /* ARP for another's address, RA, redirect, MLD, bad ARP */
 	COUNTER_MAX = 32,
 };
 
@@ -149,6 +154,22 @@ struct addr_key {
 
 struct endpoint_ip_value {
 	__u32 ifindex;
+};
+
+/* source_cidrs: LPM trie of the ranges a pod may send from besides its
+ * own addresses (a VPN or router pod, by its palisade.dev/source-cidrs
+ * annotation). prefixlen counts bits of everything after it: 64 (ifindex,
+ * family, pad) + the range's prefix length. IPv4 in addr[0..3]. */
+struct source_cidr_key {
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct source_cidr_value {
+	__u32 flags; /* reserved, zero */
 };
 
 /* service_origin: what a deferred flow's source socket last sent to a

@@ -68,6 +68,14 @@ struct {
 } endpoint_ips SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 12);
+	__type(key, struct source_cidr_key);
+	__type(value, struct source_cidr_value);
+} source_cidrs SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16);
 	__type(key, struct service_origin_key);

@@ -38,8 +38,8 @@
 
 enum parse_result {
 	PARSE_OK,
-	PARSE_ARP,       /* always passes */
-	PARSE_NDP,       /* IPv6 neighbour discovery and MLD: always passes */
+	PARSE_ARP,       /* judged by neighbour.h */
+	PARSE_NDP,       /* IPv6 neighbour discovery, redirect and MLD: judged by neighbour.h */
 	PARSE_NON_IP,    /* any other ethertype, or a VLAN-tagged frame */
 	PARSE_MALFORMED, /* truncated or invalid */
 	PARSE_FRAGMENT,  /* later fragment: its ports are in the first one */
@@ -101,6 +101,15 @@ struct packet {
 	__u8 is_icmp_error;
 	/* TCP only: the flags byte; zero for a later fragment. */
 	__u8 tcp_flags;
+	/* PARSE_NDP only: what neighbour.h checks. l4 is the offset of the
+	 * ICMPv6 header, end the first byte past the IPv6 payload; ext says
+	 * extension headers came before it. */
+	__u8 hop_limit;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 ext;
+	__u32 l4;
+	__u32 end;
 };
 
 /* Only a SYN without ACK opens a TCP connection: anything else that
@@ -150,8 +159,9 @@ static __always_inline bool icmp_is_error(__u8 family, __u8 type)
 
 static __always_inline bool icmp6_is_ndp(__u8 type)
 {
-	/* MLD query/report/done (130-132), RS, RA, NS, NA (133-136), MLDv2 report (143). */
-	return (type >= 130 && type <= 136) || type == 143;
+	/* MLD query/report/done (130-132), RS, RA, NS, NA, redirect (133-137),
+	 * MLDv2 report (143). */
+	return (type >= 130 && type <= 137) || type == 143;
 }
 
 /* Fills the ports of t from an L4 header at off. For ICMP, echo
@@ -389,8 +399,15 @@ upper:
 		return PARSE_MALFORMED;
 
 	if (next == IPPROTO_ICMPV6) {
-		if (icmp6_is_ndp(icmp.type))
+		if (icmp6_is_ndp(icmp.type)) {
+			p->hop_limit = ip6.hop_limit;
+			p->icmp_type = icmp.type;
+			p->icmp_code = icmp.code;
+			p->ext = off != ETH_HLEN + sizeof(ip6);
+			p->l4 = off;
+			p->end = end;
 			return PARSE_NDP;
+		}
 		if (icmp_is_error(FAMILY_IPV6, icmp.type))
 			p->is_icmp_error =
 				parse_inner(skb, off + sizeof(icmp), end, FAMILY_IPV6, &p->inner) == 0;

@@ -37,6 +37,9 @@ func counterNames() map[bpf.PalisadeCounter]string {
 		bpf.PalisadeCounterCOUNTER_DROP_SERVICE_SOURCE:      "drop_service_source",
 		bpf.PalisadeCounterCOUNTER_DROP_SERVICE_UNCONFIRMED: "drop_service_unconfirmed",
 		bpf.PalisadeCounterCOUNTER_SERVICE_MASQUERADED:      "service_masqueraded",
+		bpf.PalisadeCounterCOUNTER_DROP_SPOOFED:             "drop_spoofed",
+		bpf.PalisadeCounterCOUNTER_NEIGHBOUR_PASSED:         "neighbour_passed",
+		bpf.PalisadeCounterCOUNTER_DROP_NEIGHBOUR:           "drop_neighbour",
 	}
 }
 

@@ -56,6 +56,13 @@ const (
 	// ReasonServiceUnconfirmed: a reply through a deferred flow that no
 	// post-DNAT hook allowed (its backend was reached past every hook).
 	ReasonServiceUnconfirmed = Reason(bpf.PalisadeReasonREASON_SERVICE_UNCONFIRMED)
+	// ReasonSpoofedSource: a packet from a pod whose source address (or
+	// ARP sender, or neighbour advertisement target) is not the pod's
+	// own nor in its source ranges; dropped in every mode.
+	ReasonSpoofedSource = Reason(bpf.PalisadeReasonREASON_SPOOFED_SOURCE)
+	// ReasonRouterMessage: a router advertisement or redirect from a pod;
+	// dropped in every mode.
+	ReasonRouterMessage = Reason(bpf.PalisadeReasonREASON_ROUTER_MESSAGE)
 )
 
 func (r Reason) String() string {
@@ -84,6 +91,10 @@ func (r Reason) String() string {
 		return "service traffic from no local pod"
 	case ReasonServiceUnconfirmed:
 		return "reply of service traffic never allowed after DNAT"
+	case ReasonSpoofedSource:
+		return "spoofed source"
+	case ReasonRouterMessage:
+		return "router message from a pod"
 	}
 	return fmt.Sprintf("reason(%d)", uint32(r))
 }
