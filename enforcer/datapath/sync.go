@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -32,6 +33,10 @@ type SyncStats struct {
 	ConntrackPurged int
 	// Fill is each state map's entries after the Sync, and its capacity.
 	Fill map[string]MapFill
+	// Isolated lists the pods a failed Sync left isolated both ways with
+	// the transitional identity (see isolateTouched): those whose endpoint
+	// the plan was about to change. Empty after a Sync that succeeded.
+	Isolated []policy.PodRef
 	// Unresolved lists the endpoints whose interface lookup failed. One
 	// that had an interface before keeps it (and its enforcement) until a
 	// lookup succeeds or the pod leaves the State.
@@ -41,9 +46,11 @@ type SyncStats struct {
 	Released []time.Duration
 }
 
-// MapFill is a map's number of entries and its capacity.
+// MapFill is a map's number of entries and its capacity, and the number
+// of entries the State being synced needs (more than Max: that State
+// cannot be enforced until the map grows).
 type MapFill struct {
-	Entries, Max int
+	Entries, Max, Wanted int
 }
 
 // Sync makes the maps and attachments enforce state: it translates state,
@@ -52,11 +59,15 @@ type MapFill struct {
 // ones and forgets their tracked flows. ifindex resolves endpoints'
 // interfaces (d.Endpoint does it with netlink).
 //
-// An error (ErrMapFull among the causes) leaves the maps where the plan
-// stopped: allowing no more than the old State while tightening, no more
-// than the new one while loosening. The next Sync reads the maps and
-// starts from what they hold. Endpoints whose interface cannot be found
-// are listed in SyncStats.Unresolved, not returned as an error.
+// An error writing the maps (ErrMapFull among the causes) leaves them
+// where the plan stopped: allowing no more than the old State while
+// tightening, no more than the new one while loosening. Then, as a last
+// step, every endpoint the plan was about to change is isolated both ways
+// with the transitional identity (SyncStats.Isolated): a pod the failed
+// State concerns sends and receives nothing but the host's traffic until
+// a Sync succeeds. The next Sync reads the maps and starts from what they
+// hold. Endpoints whose interface cannot be found are listed in
+// SyncStats.Unresolved, not returned as an error.
 func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex IfindexFunc) (SyncStats, error) {
 	if err := ctx.Err(); err != nil {
 		return SyncStats{}, fmt.Errorf("sync datapath: %w", err)
@@ -99,6 +110,7 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 	}
 	removed := deletedKeys(d.applied.Endpoints, next.Endpoints, cmpUint32)
 	stats.EndpointsRemoved = len(removed)
+	before := maps.Clone(d.applied.Endpoints)
 
 	for _, o := range ops {
 		n, err := d.write(o)
@@ -113,8 +125,11 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 			// kernel reported taking; the next Sync reads the maps
 			// anyway rather than trust a failed call's count.
 			d.dirty = true
+			var isoErr error
+			stats.Isolated, isoErr = d.isolateTouched(before, final, next.Pods)
+			stats.Fill = d.fill(next)
 			stats.Duration = time.Since(start)
-			return stats, fmt.Errorf("sync datapath: %w", err)
+			return stats, fmt.Errorf("sync datapath: %w", errors.Join(err, isoErr))
 		}
 	}
 	d.applied.Pods = next.Pods
@@ -145,7 +160,7 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 		stats.ConntrackPurged, err = d.scanConntrack(func(k *bpf.PalisadeCtKey, _ *bpf.PalisadeCtValue) bool { return gone[k.Ifindex] })
 		errs = append(errs, err)
 	}
-	stats.Fill = d.fill()
+	stats.Fill = d.fill(next)
 	stats.Duration = time.Since(start)
 	if err := errors.Join(errs...); err != nil {
 		return stats, fmt.Errorf("sync datapath: %w", err)
@@ -263,14 +278,16 @@ func (d *Datapath) reconcileLinks() (attached, detached int, err error) {
 	return attached, detached, errors.Join(errs...)
 }
 
-func (d *Datapath) fill() map[string]MapFill {
+// fill reports each state map's entries and capacity, and what next
+// needs of it.
+func (d *Datapath) fill(next Entries) map[string]MapFill {
 	a := d.applied
 	return map[string]MapFill{
-		bpf.PalisadeMapIpIdentity:   {len(a.IPs), int(d.objs.IpIdentity.MaxEntries())},
-		bpf.PalisadeMapEndpoints:    {len(a.Endpoints), int(d.objs.Endpoints.MaxEntries())},
-		bpf.PalisadeMapPolicy:       {len(a.Policy), int(d.objs.Policy.MaxEntries())},
-		bpf.PalisadeMapPolicyRanges: {len(a.PolicyRanges), int(d.objs.PolicyRanges.MaxEntries())},
-		bpf.PalisadeMapServiceCidrs: {len(a.ServiceCIDRs), int(d.objs.ServiceCidrs.MaxEntries())},
-		bpf.PalisadeMapEndpointIps:  {len(a.EndpointIPs), int(d.objs.EndpointIps.MaxEntries())},
+		bpf.PalisadeMapIpIdentity:   {len(a.IPs), int(d.objs.IpIdentity.MaxEntries()), len(next.IPs)},
+		bpf.PalisadeMapEndpoints:    {len(a.Endpoints), int(d.objs.Endpoints.MaxEntries()), len(next.Endpoints)},
+		bpf.PalisadeMapPolicy:       {len(a.Policy), int(d.objs.Policy.MaxEntries()), len(next.Policy)},
+		bpf.PalisadeMapPolicyRanges: {len(a.PolicyRanges), int(d.objs.PolicyRanges.MaxEntries()), len(next.PolicyRanges)},
+		bpf.PalisadeMapServiceCidrs: {len(a.ServiceCIDRs), int(d.objs.ServiceCidrs.MaxEntries()), len(next.ServiceCIDRs)},
+		bpf.PalisadeMapEndpointIps:  {len(a.EndpointIPs), int(d.objs.EndpointIps.MaxEntries()), len(next.EndpointIPs)},
 	}
 }
