@@ -50,7 +50,7 @@ func ConfigureWebhookClientAuth(env *envtest.Environment, dir string) (*WebhookC
 	if err != nil {
 		return nil, err
 	}
-	env.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", a.ConfigFile)
+	a.Configure(env)
 	return a, nil
 }
 
@@ -187,4 +187,11 @@ func newCA(name string) (*x509.Certificate, crypto.Signer, error) {
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	return n
+}
+
+// Configure adds --admission-control-config-file to env's API server, so
+// that it presents a's client certificate to every webhook. Call it
+// before env.Start.
+func (a *WebhookClientAuth) Configure(env *envtest.Environment) {
+	env.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", a.ConfigFile)
 }

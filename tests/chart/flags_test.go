@@ -160,6 +160,9 @@ func TestChartArgsServeAdmission(t *testing.T) {
 	assets, _ := testenv.Assets()
 	ctrllog.SetLogger(logr.Discard())
 	env := &envtest.Environment{BinaryAssetsDirectory: assets, CRDs: minimalCRDs()}
+	// The API server presents the site's client certificate to the
+	// webhooks it calls; the chart's values carry the CA.
+	site(t).Configure(env)
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)
@@ -350,6 +353,7 @@ func (h *chartWebhook) start(t *testing.T, bin string, env *envtest.Environment,
 		"--metrics-bind-address":      "0",
 		"--standard":                  standardFile,
 		"--cert-dir":                  h.certDir,
+		"--client-ca-file":            site(t).CAFile,
 	})
 	if err != nil {
 		t.Fatal(err)

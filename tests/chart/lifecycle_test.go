@@ -91,8 +91,9 @@ func (h helmCLI) must(t *testing.T, args ...string) string {
 // the same objects there as through the Helm 3 SDK the other tests use.
 func TestHelm4LintAndTemplate(t *testing.T) {
 	h := helmCLI{bin: helm4(t), home: t.TempDir()}
-	h.must(t, "lint", "--strict", chartDir)
-	out := h.must(t, "template", defaultRelease.name, chartDir, "--namespace", defaultRelease.namespace,
+	site := siteValuesFile(t)
+	h.must(t, "lint", "--strict", "-f", site, chartDir)
+	out := h.must(t, "template", defaultRelease.name, chartDir, "-f", site, "--namespace", defaultRelease.namespace,
 		"--kube-version", kubeVersion)
 	got := objectNames(t, out)
 	r := mustRender(t, defaultRelease, nil)
@@ -147,7 +148,8 @@ func TestHelm4InstallUpgradeUninstall(t *testing.T) {
 	h := helmCLI{bin: bin, home: home, kubeconfig: kubeconfig}
 	const name, ns = "palisade-h4", "helm4-system"
 
-	out, err := h.run("install", name, chartDir, "-n", ns, "--create-namespace", "--set", "webhook.timeoutSeconds=31")
+	site := siteValuesFile(t)
+	out, err := h.run("install", name, chartDir, "-f", site, "-n", ns, "--create-namespace", "--set", "webhook.timeoutSeconds=31")
 	if err == nil || !strings.Contains(out, "timeoutSeconds") {
 		t.Errorf("install with webhook.timeoutSeconds=31: err %v, want a schema error naming timeoutSeconds; output:\n%s", err, out)
 	}
@@ -155,7 +157,7 @@ func TestHelm4InstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("a refused install left a release behind")
 	}
 
-	h.must(t, "install", name, chartDir, "-n", ns, "--create-namespace")
+	h.must(t, "install", name, chartDir, "-f", site, "-n", ns, "--create-namespace")
 	t.Cleanup(func() { h.run("uninstall", name, "-n", ns) }) //nolint:errcheck // best effort after a failure
 
 	var dep appsv1.Deployment
@@ -239,12 +241,12 @@ func TestHelm3InstallUpgradeUninstall(t *testing.T) {
 
 	in := action.NewInstall(cfg)
 	in.ReleaseName, in.Namespace, in.CreateNamespace = name, ns, true
-	if _, err := in.Run(ch, values("webhook.timeoutSeconds", 31)); err == nil || !strings.Contains(err.Error(), "timeoutSeconds") {
+	if _, err := in.Run(ch, withSite(t, values("webhook.timeoutSeconds", 31))); err == nil || !strings.Contains(err.Error(), "timeoutSeconds") {
 		t.Errorf("install with webhook.timeoutSeconds=31: %v, want a schema error naming timeoutSeconds", err)
 	}
 	in = action.NewInstall(cfg)
 	in.ReleaseName, in.Namespace, in.CreateNamespace = name, ns, true
-	if _, err := in.Run(ch, nil); err != nil {
+	if _, err := in.Run(ch, withSite(t, nil)); err != nil {
 		t.Fatalf("install: %v", err)
 	}
 	t.Cleanup(func() { action.NewUninstall(cfg).Run(name) }) //nolint:errcheck // best effort after a failure

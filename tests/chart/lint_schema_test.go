@@ -20,7 +20,7 @@ func TestLint(t *testing.T) {
 	}
 	for name, vals := range cases {
 		t.Run(name, func(t *testing.T) {
-			l := lint.AllWithKubeVersion(chartDir, vals, releaseNS, kv)
+			l := lint.AllWithKubeVersion(chartDir, withSite(t, vals), releaseNS, kv)
 			for _, m := range l.Messages {
 				if m.Severity >= support.InfoSev {
 					t.Errorf("lint: %s", m)

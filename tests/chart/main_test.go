@@ -49,6 +49,7 @@ func (w *warnings) take() []string {
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
+	defer removeSite()
 	assets, reason := testenv.Assets()
 	if reason != "" {
 		envSkip = reason

@@ -86,8 +86,9 @@ func TestMatrix(t *testing.T) {
 			present(t, r, "DaemonSet", o.enforcer)
 			present(t, r, "Certificate", o.mode == "cert-manager")
 			present(t, r, "Issuer", o.mode == "cert-manager")
-			if got := len(r.find("ClusterRole", "")); got != map[bool]int{true: 2, false: 1}[o.enforcer] {
-				t.Errorf("%d ClusterRoles, want one per component", got)
+			// One per component, and the metrics check's two (reviews; /metrics for scrapers).
+			if got := len(r.find("ClusterRole", "")); got != map[bool]int{true: 4, false: 3}[o.enforcer] {
+				t.Errorf("%d ClusterRoles, want one per component and two for metrics", got)
 			}
 			dashboard := r.find("ConfigMap", "palisade-dashboard")
 			if (len(dashboard) == 1) != o.dashboard {

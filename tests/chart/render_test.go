@@ -66,7 +66,7 @@ func renderValues(t testing.TB, rl rel, vals map[string]any) (map[string]string,
 	t.Helper()
 	ch := loadChart(t)
 	opts := chartutil.ReleaseOptions{Name: rl.name, Namespace: rl.namespace, Revision: 1, IsInstall: true}
-	rv, err := chartutil.ToRenderValues(ch, vals, opts, capabilities())
+	rv, err := chartutil.ToRenderValues(ch, withSite(t, vals), opts, capabilities())
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,19 @@ failure names the values involved.
 {{- fail (printf "certs.certManager: need renewBefore (%s) < duration (%s) < caDuration (%s)" $c.certManager.renewBefore $c.certManager.duration $c.certManager.caDuration) -}}
 {{- end -}}
 {{- end -}}
+{{- $auth := .Values.webhook.clientAuth -}}
+{{- if and (eq $auth.mode "required") (not $auth.caBundle) (not $auth.caConfigMap) -}}
+{{- fail "webhook.clientAuth: give caBundle (or caConfigMap), the CA that signed the API server's webhook client certificate (README: Install, --admission-control-config-file); or set webhook.clientAuth.mode=none to let anyone who reaches the webhook port have a forged request judged and recorded" -}}
+{{- end -}}
+{{- if and $auth.caBundle $auth.caConfigMap -}}
+{{- fail "webhook.clientAuth: caBundle and caConfigMap both set; give one" -}}
+{{- end -}}
+{{- if and (eq $auth.mode "none") (or $auth.caBundle $auth.caConfigMap $auth.allowedNames) -}}
+{{- fail "webhook.clientAuth: caBundle, caConfigMap and allowedNames are only used when mode is \"required\"" -}}
+{{- end -}}
+{{- if and .Values.webhook.networkPolicy.enabled (not .Values.webhook.networkPolicy.controlPlaneCIDRs) -}}
+{{- fail "webhook.networkPolicy.controlPlaneCIDRs: required when webhook.networkPolicy.enabled (the addresses the API server reaches the webhook from; without them no API server could call it); or set webhook.networkPolicy.enabled=false" -}}
+{{- end -}}
 {{- if and .Values.enforcer.uplinkInterfaces (not .Values.enforcer.serviceCIDRs) -}}
 {{- fail "enforcer.uplinkInterfaces: needs enforcer.serviceCIDRs (uplinks only judge service traffic)" -}}
 {{- end -}}
