@@ -24,11 +24,12 @@ var abiLayouts = []struct {
 	{PalisadePolicyValue{}, "policy_value", 8, map[string]uintptr{"Verdict": 0, "Pad": 1, "RuleId": 4}},
 	{PalisadePolicyRangeKey{}, "policy_range_key", 16, map[string]uintptr{"Prefixlen": 0, "LocalIdentity": 4, "PeerIdentity": 8, "Direction": 12, "Protocol": 13, "Dport": 14}},
 	{PalisadeCtKey{}, "ct_key", 44, map[string]uintptr{"Ifindex": 0, "Sport": 4, "Dport": 6, "Saddr": 8, "Daddr": 24, "Protocol": 40, "Family": 41, "Direction": 42, "Pad": 43}},
-	{PalisadeCtValue{}, "ct_value", 32, map[string]uintptr{"CreatedNs": 0, "LastSeenNs": 8, "Revision": 16, "Flags": 20, "RuleId": 24, "Pad": 28}},
+	{PalisadeCtValue{}, "ct_value", 32, map[string]uintptr{"CreatedNs": 0, "LastSeenNs": 8, "Revision": 16, "Flags": 20, "RuleId": 24, "ShareIfindex": 28}},
 	{PalisadeEvent{}, "event", 96, map[string]uintptr{"TimestampNs": 0, "Ifindex": 8, "SrcIdentity": 12, "DstIdentity": 16, "RuleId": 20,
 		"Saddr": 24, "Daddr": 40, "Sport": 56, "Dport": 58, "Protocol": 60, "Family": 61, "Direction": 62, "Verdict": 63, "Reason": 64,
 		"Flags": 68, "ServiceAddr": 72, "ServicePort": 88, "Pad": 90}},
 	{PalisadeTokenBucket{}, "token_bucket", 16, map[string]uintptr{"CreditNs": 0, "LastNs": 8}},
+	{PalisadeEventBucket{}, "event_bucket", 24, map[string]uintptr{"Tokens": 0, "Lost": 16}},
 	{PalisadeFragKey{}, "frag_key", 40, map[string]uintptr{"Saddr": 0, "Daddr": 16, "Id": 32, "Protocol": 36, "Family": 37, "Pad": 38}},
 	{PalisadeFragValue{}, "frag_value", 4, map[string]uintptr{"Sport": 0, "Dport": 2}},
 	{PalisadeAddrKey{}, "addr_key", 20, map[string]uintptr{"Family": 0, "Pad": 1, "Addr": 4}},
@@ -110,7 +111,10 @@ func TestABIConstantsPinned(t *testing.T) {
 		"REASON_SERVICE_UNCONFIRMED":    {uint64(PalisadeReasonREASON_SERVICE_UNCONFIRMED), 11},
 		"REASON_SPOOFED_SOURCE":         {uint64(PalisadeReasonREASON_SPOOFED_SOURCE), 12},
 		"REASON_ROUTER_MESSAGE":         {uint64(PalisadeReasonREASON_ROUTER_MESSAGE), 13},
-		"COUNTER_MAX":                   {uint64(PalisadeCounterCOUNTER_MAX), 32},
+		"CT_F_CLOSING":                  {uint64(PalisadeCtFlagsCT_F_CLOSING), 32},
+		"REASON_CT_ENDPOINT_LIMIT":      {uint64(PalisadeReasonREASON_CT_ENDPOINT_LIMIT), 14},
+		"REASON_CT_TABLE_FULL":          {uint64(PalisadeReasonREASON_CT_TABLE_FULL), 15},
+		"COUNTER_MAX":                   {uint64(PalisadeCounterCOUNTER_MAX), 48},
 	}
 	for name, v := range pinned {
 		if v[0] != v[1] {

@@ -63,7 +63,8 @@ func TestEventContents(t *testing.T) {
 }
 
 func TestFullRingBufferIsCounted(t *testing.T) {
-	d := newCluster(t, isolatedAll, Config{Events: uint32(os.Getpagesize())})
+	// A budget per endpoint larger than the ring: the ring fills first.
+	d := newCluster(t, isolatedAll, Config{Events: uint32(os.Getpagesize()), DropEventBurst: 1000})
 	const drops = 500
 	for i := 0; i < drops; i++ {
 		if got := d.fromPod(frame(podIP, peerIP, protoTCP, tcp(uint16(10000+i), 81))); got != tcActShot {
@@ -99,22 +100,35 @@ func TestNewFlowEventsAreRateLimited(t *testing.T) {
 
 func TestFullConntrackFailsClosed(t *testing.T) {
 	const size, flows = 16, 256
-	d := newCluster(t, isolatedAll, Config{Conntrack: size})
+	// A share over the table size: the table fills first.
+	d := newCluster(t, isolatedAll, Config{Conntrack: size, ConntrackPerEndpoint: 1000})
 	allowEgressTCP80(d)
+	allowed := 0
 	for i := 0; i < flows; i++ {
-		if got := d.fromPod(frame(podIP, peerIP, protoTCP, tcp(uint16(10000+i), 80))); got != tcActUnspec {
-			t.Fatalf("flow %d: verdict %#x, want allowed", i, got)
+		if d.fromPod(frame(podIP, peerIP, protoTCP, tcp(uint16(10000+i), 80))) == tcActUnspec {
+			allowed++
 		}
 	}
-	passed := 0
-	for i := 0; i < flows; i++ {
-		if d.toPod(frame(peerIP, podIP, protoTCP, tcp(80, uint16(10000+i)))) == tcActUnspec {
-			passed++
+	// No LRU eviction: the first flows keep their entries, the table
+	// refuses the rest (their replies would find no entry).
+	if allowed != size {
+		t.Errorf("%d of %d flows allowed, want %d (the table size)", allowed, flows, size)
+	}
+	if got := d.counter(PalisadeCounterCOUNTER_CT_INSERT_FAILED); got != flows-size {
+		t.Errorf("ct_insert_failed = %d, want %d", got, flows-size)
+	}
+	for i := 0; i < size; i++ {
+		if got := d.toPod(frame(peerIP, podIP, protoTCP, tcp(80, uint16(10000+i)))); got != tcActUnspec {
+			t.Errorf("reply of tracked flow %d: verdict %#x, want passed", i, got)
 		}
 	}
-	// Evicted flows have no entry: their replies are new inbound
-	// connections, which nothing allows.
-	if passed == 0 || passed > size {
-		t.Errorf("%d of %d replies passed, want between 1 and %d (the table size)", passed, flows, size)
+	refused := 0
+	for _, e := range d.events() {
+		if PalisadeReason(e.Reason) == PalisadeReasonREASON_CT_TABLE_FULL && e.Verdict == uint8(PalisadeEventVerdictEVENT_DROP) {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("no drop event with reason REASON_CT_TABLE_FULL")
 	}
 }

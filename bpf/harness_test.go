@@ -254,5 +254,6 @@ func (d *datapath) clear() {
 			}
 		}
 	}
+	d.clearBudgets()
 	d.events()
 }

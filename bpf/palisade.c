@@ -142,6 +142,53 @@ static __always_inline int unjudgeable(struct __sk_buff *skb, const struct endpo
 	return refuse(skb, ep, &p->flow, &v, drop_counter, bpf_ktime_get_coarse_ns());
 }
 
+/* A flow that needs an entry and cannot have one (ct_create) is refused:
+ * without it, its replies into an isolated direction (and its own later
+ * packets, where its direction is isolated) would be dropped anyway, and
+ * the record says why. */
+static __always_inline int untrackable(struct __sk_buff *skb, const struct endpoint_value *ep,
+				       const struct tuple *t, struct verdict_info *v, int created,
+				       __u64 now)
+{
+	if (created == CT_ENDPOINT_FULL) {
+		v->reason = REASON_CT_ENDPOINT_LIMIT;
+		return refuse(skb, ep, t, v, COUNTER_DROP_CT_ENDPOINT_LIMIT, now);
+	}
+	v->reason = REASON_CT_TABLE_FULL;
+	return refuse(skb, ep, t, v, COUNTER_CT_INSERT_FAILED, now);
+}
+
+/* An endpoint isolated in neither direction: everything passes, so
+ * nothing of it is tracked. An entry serves a verdict only where a
+ * direction of its endpoint is isolated: its flow's later packets and
+ * revision changes, where the flow's own direction is; its replies, where
+ * the opposite one is (so a flow in an open direction is still tracked
+ * when the other is isolated); a deferred service flow's post-DNAT
+ * judgement and replies, where its source's egress or ingress is; an
+ * audit flow's report-once, where a direction would drop. With neither
+ * isolated, none of those can refuse anything, and after_dnat judges no
+ * flow of this endpoint (from_pod marks none). A flow that started while
+ * its pod was open is therefore unknown once a policy isolates the pod:
+ * its packets are judged then as any, and TCP ones, being no SYN, are
+ * refused where isolated (a new connection is judged and works).
+ * Only a TCP SYN is known to open a connection: it alone gets a
+ * forwarded event, so that chatty datagrams do not spend the node-wide
+ * budget of those events. */
+static __always_inline int untracked(struct __sk_buff *skb, const struct endpoint_value *ep,
+				     __u8 dir, const struct packet *p, __u64 now)
+{
+	struct verdict_info v = { .reason = REASON_NOT_ISOLATED, .verdict = EVENT_ALLOWED_NEW };
+
+	if (p->is_icmp_error || p->flow.protocol != IPPROTO_TCP || !tcp_opens(p)) {
+		count(COUNTER_UNTRACKED);
+		return TC_ACT_UNSPEC;
+	}
+	count(COUNTER_ALLOWED_OPEN);
+	fill_identities(&v, ep, dir, peer_of(dir, &p->flow));
+	emit_event(skb, &p->flow, &v, now);
+	return TC_ACT_UNSPEC;
+}
+
 /* A tracked flow whose endpoint has moved to a new revision: judge it again
  * as the flow it is (its first direction, its destination port). */
 static __always_inline int ct_revalidate(struct __sk_buff *skb, const struct endpoint_value *ep,
@@ -178,7 +225,7 @@ static __always_inline int ct_revalidate(struct __sk_buff *skb, const struct end
 		ct->flags |= CT_F_AUDIT;
 		return refuse(skb, ep, t, &v, COUNTER_CT_REVOKED, now);
 	}
-	bpf_map_delete_elem(&conntrack, k);
+	ct_delete(k);
 	return refuse(skb, ep, t, &v, COUNTER_CT_REVOKED, now);
 }
 
@@ -324,7 +371,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 			 * this flow's standing. */
 			confirm(deferred_entry(ifindex, own_addr, own_sport, t, &dk, &v));
 			count(COUNTER_CT_ESTABLISHED);
-			ct_touch(ct, CT_FORWARD, now);
+			ct_touch(ct, CT_FORWARD, p, now);
 			return TC_ACT_UNSPEC;
 		}
 	}
@@ -352,7 +399,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 			ct->flags &= ~CT_F_AUDIT;
 			count(COUNTER_CT_REVALIDATED);
 			confirm(deferred);
-			ct_touch(ct, CT_FORWARD, now);
+			ct_touch(ct, CT_FORWARD, p, now);
 			return TC_ACT_UNSPEC;
 		}
 		v.reason = REASON_REVOKED;
@@ -361,9 +408,9 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 			ct->flags |= CT_F_AUDIT;
 			return refuse(skb, ep, t, &v, COUNTER_CT_REVOKED, now);
 		}
-		bpf_map_delete_elem(&conntrack, &k);
+		ct_delete(&k);
 		if (deferred)
-			bpf_map_delete_elem(&conntrack, &dk);
+			ct_delete(&dk);
 		return refuse(skb, ep, t, &v, COUNTER_CT_REVOKED, now);
 	}
 
@@ -381,8 +428,14 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 	v.reason = reason;
 	v.rule_id = rule_id;
 	if (reason_allows(reason)) {
+		int created = ct_create(&k, ep->revision, CT_F_SERVICE, rule_id, now);
+
+		if (created != CT_CREATED) {
+			if (deferred)
+				ct_delete(&dk);
+			return untrackable(skb, ep, t, &v, created, now);
+		}
 		count(reason == REASON_POLICY_ALLOW ? COUNTER_ALLOWED_POLICY : COUNTER_ALLOWED_OPEN);
-		ct_create(&k, ep->revision, CT_F_SERVICE, rule_id, now);
 		confirm(deferred);
 		v.verdict = EVENT_ALLOWED_NEW;
 		emit_event(skb, t, &v, now);
@@ -392,7 +445,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 		ct_create(&k, ep->revision, CT_F_SERVICE | CT_F_AUDIT, 0, now);
 		confirm(deferred);
 	} else if (deferred) {
-		bpf_map_delete_elem(&conntrack, &dk);
+		ct_delete(&dk);
 	}
 	return refuse(skb, ep, t, &v, COUNTER_DROP_POLICY, now);
 }
@@ -466,6 +519,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		skb->mark &= ~defer_mark;
 	}
 
+	/* Conntrack serves verdicts only; see untracked. */
+	if (!(ep->flags & (ENDPOINT_F_INGRESS_ISOLATED | ENDPOINT_F_EGRESS_ISOLATED)))
+		return untracked(skb, ep, dir, &p, now);
+
 	/* An ICMP error travels against the packet it reports on: look its
 	 * embedded packet up as if it went the other way. */
 	if (p.is_icmp_error)
@@ -505,7 +562,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		if ((ct->flags & CT_F_DEFERRED) && match == CT_FORWARD && dir == DIR_EGRESS &&
 		    !p.is_icmp_error)
 			skb->mark |= defer_mark;
-		ct_touch(ct, match, now);
+		ct_touch(ct, match, &p, now);
 		return TC_ACT_UNSPEC;
 	}
 
@@ -522,9 +579,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 				   COUNTER_TCP_NOT_NEW_PASSED);
 
 	if (dir == DIR_EGRESS && !p.is_icmp_error && is_service(p.flow.family, p.flow.daddr)) {
+		int created = ct_create(&k, ep->revision, CT_F_DEFERRED, 0, now);
+
+		if (created != CT_CREATED) {
+			fill_identities(&v, ep, dir, peer_of(dir, &p.flow));
+			return untrackable(skb, ep, &p.flow, &v, created, now);
+		}
 		skb->mark |= defer_mark;
 		count(COUNTER_DEFERRED);
-		ct_create(&k, ep->revision, CT_F_DEFERRED, 0, now);
 		origin_remember(ifindex, &p.flow);
 		return TC_ACT_UNSPEC;
 	}
@@ -537,14 +599,18 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	v.rule_id = rule_id;
 
 	if (reason_allows(reason)) {
+		if (!p.is_icmp_error) {
+			int created = ct_create(&k, ep->revision, 0, rule_id, now);
+
+			if (created != CT_CREATED)
+				return untrackable(skb, ep, &p.flow, &v, created, now);
+		}
 		if (reason == REASON_POLICY_ALLOW)
 			count(COUNTER_ALLOWED_POLICY);
 		else if (reason == REASON_HOST)
 			count(COUNTER_ALLOWED_HOST);
 		else
 			count(COUNTER_ALLOWED_OPEN);
-		if (!p.is_icmp_error)
-			ct_create(&k, ep->revision, 0, rule_id, now);
 		v.verdict = EVENT_ALLOWED_NEW;
 		emit_event(skb, &p.flow, &v, now);
 		return TC_ACT_UNSPEC;

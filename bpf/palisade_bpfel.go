@@ -53,7 +53,11 @@ const (
 	PalisadeCounterCOUNTER_DROP_SPOOFED             PalisadeCounter = 27
 	PalisadeCounterCOUNTER_NEIGHBOUR_PASSED         PalisadeCounter = 28
 	PalisadeCounterCOUNTER_DROP_NEIGHBOUR           PalisadeCounter = 29
-	PalisadeCounterCOUNTER_MAX                      PalisadeCounter = 32
+	PalisadeCounterCOUNTER_UNTRACKED                PalisadeCounter = 30
+	PalisadeCounterCOUNTER_DROP_CT_ENDPOINT_LIMIT   PalisadeCounter = 31
+	PalisadeCounterCOUNTER_DROP_EVENT_RATE_LIMITED  PalisadeCounter = 32
+	PalisadeCounterCOUNTER_CT_CLOSING               PalisadeCounter = 33
+	PalisadeCounterCOUNTER_MAX                      PalisadeCounter = 48
 )
 
 type PalisadeCtFlags uint32
@@ -64,6 +68,7 @@ const (
 	PalisadeCtFlagsCT_F_SEEN_REPLY PalisadeCtFlags = 4
 	PalisadeCtFlagsCT_F_SERVICE    PalisadeCtFlags = 8
 	PalisadeCtFlagsCT_F_CONFIRMED  PalisadeCtFlags = 16
+	PalisadeCtFlagsCT_F_CLOSING    PalisadeCtFlags = 32
 )
 
 type PalisadeCtKey struct {
@@ -80,13 +85,13 @@ type PalisadeCtKey struct {
 }
 
 type PalisadeCtValue struct {
-	_          structs.HostLayout
-	CreatedNs  uint64
-	LastSeenNs uint64
-	Revision   uint32
-	Flags      uint32
-	RuleId     uint32
-	Pad        uint32
+	_            structs.HostLayout
+	CreatedNs    uint64
+	LastSeenNs   uint64
+	Revision     uint32
+	Flags        uint32
+	RuleId       uint32
+	ShareIfindex uint32
 }
 
 type PalisadeDirection uint32
@@ -137,6 +142,12 @@ type PalisadeEvent struct {
 	ServiceAddr [16]uint8
 	ServicePort uint16
 	Pad         [6]uint8
+}
+
+type PalisadeEventBucket struct {
+	_      structs.HostLayout
+	Tokens PalisadeTokenBucket
+	Lost   uint64
 }
 
 type PalisadeEventFlags uint32
@@ -247,6 +258,8 @@ const (
 	PalisadeReasonREASON_SERVICE_UNCONFIRMED    PalisadeReason = 11
 	PalisadeReasonREASON_SPOOFED_SOURCE         PalisadeReason = 12
 	PalisadeReasonREASON_ROUTER_MESSAGE         PalisadeReason = 13
+	PalisadeReasonREASON_CT_ENDPOINT_LIMIT      PalisadeReason = 14
+	PalisadeReasonREASON_CT_TABLE_FULL          PalisadeReason = 15
 )
 
 type PalisadeServiceOriginKey struct {
@@ -296,6 +309,9 @@ type PalisadeTokenBucket struct {
 const (
 	PalisadeMapConntrack              = "conntrack"
 	PalisadeMapCounters               = "counters"
+	PalisadeMapCtEndpointCollected    = "ct_endpoint_collected"
+	PalisadeMapCtEndpointUsed         = "ct_endpoint_used"
+	PalisadeMapEndpointEventBudget    = "endpoint_event_budget"
 	PalisadeMapEndpointIps            = "endpoint_ips"
 	PalisadeMapEndpoints              = "endpoints"
 	PalisadeMapEventBudget            = "event_budget"
@@ -310,7 +326,10 @@ const (
 	PalisadeProgPalisadeFromPod       = "palisade_from_pod"
 	PalisadeProgPalisadeToPod         = "palisade_to_pod"
 	PalisadeProgPalisadeUplink        = "palisade_uplink"
+	PalisadeVarCtEndpointLimit        = "ct_endpoint_limit"
 	PalisadeVarDeferMark              = "defer_mark"
+	PalisadeVarDropEventBurst         = "drop_event_burst"
+	PalisadeVarDropEventIntervalNs    = "drop_event_interval_ns"
 	PalisadeVarNewFlowEventBurst      = "new_flow_event_burst"
 	PalisadeVarNewFlowEventIntervalNs = "new_flow_event_interval_ns"
 )
@@ -366,26 +385,32 @@ type PalisadeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PalisadeMapSpecs struct {
-	Conntrack     *ebpf.MapSpec `ebpf:"conntrack"`
-	Counters      *ebpf.MapSpec `ebpf:"counters"`
-	EndpointIps   *ebpf.MapSpec `ebpf:"endpoint_ips"`
-	Endpoints     *ebpf.MapSpec `ebpf:"endpoints"`
-	EventBudget   *ebpf.MapSpec `ebpf:"event_budget"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	Fragments     *ebpf.MapSpec `ebpf:"fragments"`
-	IpIdentity    *ebpf.MapSpec `ebpf:"ip_identity"`
-	Policy        *ebpf.MapSpec `ebpf:"policy"`
-	PolicyRanges  *ebpf.MapSpec `ebpf:"policy_ranges"`
-	ServiceCidrs  *ebpf.MapSpec `ebpf:"service_cidrs"`
-	ServiceOrigin *ebpf.MapSpec `ebpf:"service_origin"`
-	SourceCidrs   *ebpf.MapSpec `ebpf:"source_cidrs"`
+	Conntrack           *ebpf.MapSpec `ebpf:"conntrack"`
+	Counters            *ebpf.MapSpec `ebpf:"counters"`
+	CtEndpointCollected *ebpf.MapSpec `ebpf:"ct_endpoint_collected"`
+	CtEndpointUsed      *ebpf.MapSpec `ebpf:"ct_endpoint_used"`
+	EndpointEventBudget *ebpf.MapSpec `ebpf:"endpoint_event_budget"`
+	EndpointIps         *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	Endpoints           *ebpf.MapSpec `ebpf:"endpoints"`
+	EventBudget         *ebpf.MapSpec `ebpf:"event_budget"`
+	Events              *ebpf.MapSpec `ebpf:"events"`
+	Fragments           *ebpf.MapSpec `ebpf:"fragments"`
+	IpIdentity          *ebpf.MapSpec `ebpf:"ip_identity"`
+	Policy              *ebpf.MapSpec `ebpf:"policy"`
+	PolicyRanges        *ebpf.MapSpec `ebpf:"policy_ranges"`
+	ServiceCidrs        *ebpf.MapSpec `ebpf:"service_cidrs"`
+	ServiceOrigin       *ebpf.MapSpec `ebpf:"service_origin"`
+	SourceCidrs         *ebpf.MapSpec `ebpf:"source_cidrs"`
 }
 
 // PalisadeVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PalisadeVariableSpecs struct {
+	CtEndpointLimit        *ebpf.VariableSpec `ebpf:"ct_endpoint_limit"`
 	DeferMark              *ebpf.VariableSpec `ebpf:"defer_mark"`
+	DropEventBurst         *ebpf.VariableSpec `ebpf:"drop_event_burst"`
+	DropEventIntervalNs    *ebpf.VariableSpec `ebpf:"drop_event_interval_ns"`
 	NewFlowEventBurst      *ebpf.VariableSpec `ebpf:"new_flow_event_burst"`
 	NewFlowEventIntervalNs *ebpf.VariableSpec `ebpf:"new_flow_event_interval_ns"`
 }
@@ -410,25 +435,31 @@ func (o *PalisadeObjects) Close() error {
 //
 // It can be passed to LoadPalisadeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PalisadeMaps struct {
-	Conntrack     *ebpf.Map `ebpf:"conntrack"`
-	Counters      *ebpf.Map `ebpf:"counters"`
-	EndpointIps   *ebpf.Map `ebpf:"endpoint_ips"`
-	Endpoints     *ebpf.Map `ebpf:"endpoints"`
-	EventBudget   *ebpf.Map `ebpf:"event_budget"`
-	Events        *ebpf.Map `ebpf:"events"`
-	Fragments     *ebpf.Map `ebpf:"fragments"`
-	IpIdentity    *ebpf.Map `ebpf:"ip_identity"`
-	Policy        *ebpf.Map `ebpf:"policy"`
-	PolicyRanges  *ebpf.Map `ebpf:"policy_ranges"`
-	ServiceCidrs  *ebpf.Map `ebpf:"service_cidrs"`
-	ServiceOrigin *ebpf.Map `ebpf:"service_origin"`
-	SourceCidrs   *ebpf.Map `ebpf:"source_cidrs"`
+	Conntrack           *ebpf.Map `ebpf:"conntrack"`
+	Counters            *ebpf.Map `ebpf:"counters"`
+	CtEndpointCollected *ebpf.Map `ebpf:"ct_endpoint_collected"`
+	CtEndpointUsed      *ebpf.Map `ebpf:"ct_endpoint_used"`
+	EndpointEventBudget *ebpf.Map `ebpf:"endpoint_event_budget"`
+	EndpointIps         *ebpf.Map `ebpf:"endpoint_ips"`
+	Endpoints           *ebpf.Map `ebpf:"endpoints"`
+	EventBudget         *ebpf.Map `ebpf:"event_budget"`
+	Events              *ebpf.Map `ebpf:"events"`
+	Fragments           *ebpf.Map `ebpf:"fragments"`
+	IpIdentity          *ebpf.Map `ebpf:"ip_identity"`
+	Policy              *ebpf.Map `ebpf:"policy"`
+	PolicyRanges        *ebpf.Map `ebpf:"policy_ranges"`
+	ServiceCidrs        *ebpf.Map `ebpf:"service_cidrs"`
+	ServiceOrigin       *ebpf.Map `ebpf:"service_origin"`
+	SourceCidrs         *ebpf.Map `ebpf:"source_cidrs"`
 }
 
 func (m *PalisadeMaps) Close() error {
 	return _PalisadeClose(
 		m.Conntrack,
 		m.Counters,
+		m.CtEndpointCollected,
+		m.CtEndpointUsed,
+		m.EndpointEventBudget,
 		m.EndpointIps,
 		m.Endpoints,
 		m.EventBudget,
@@ -447,7 +478,10 @@ func (m *PalisadeMaps) Close() error {
 //
 // It can be passed to LoadPalisadeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PalisadeVariables struct {
+	CtEndpointLimit        *ebpf.Variable `ebpf:"ct_endpoint_limit"`
 	DeferMark              *ebpf.Variable `ebpf:"defer_mark"`
+	DropEventBurst         *ebpf.Variable `ebpf:"drop_event_burst"`
+	DropEventIntervalNs    *ebpf.Variable `ebpf:"drop_event_interval_ns"`
 	NewFlowEventBurst      *ebpf.Variable `ebpf:"new_flow_event_burst"`
 	NewFlowEventIntervalNs *ebpf.Variable `ebpf:"new_flow_event_interval_ns"`
 }

@@ -34,6 +34,24 @@ type Config struct {
 	NewFlowEventBurst    uint64
 	// NoNewFlowEvents turns ALLOWED_NEW events off altogether.
 	NoNewFlowEvents bool
+
+	// ConntrackPerEndpoint is how many conntrack entries one endpoint
+	// (pod interface) may hold; a new flow of that endpoint which needs
+	// tracking beyond it is dropped (reason REASON_CT_ENDPOINT_LIMIT),
+	// never another pod's. Default: an eighth of Conntrack (32768 with
+	// the default table of 262144).
+	ConntrackPerEndpoint uint32
+	// DropEventInterval and DropEventBurst rate-limit drop and audit
+	// events per endpoint and CPU (default one per 10ms, bursts of 64);
+	// what is over is counted per endpoint (Datapath.EventsLost).
+	DropEventInterval time.Duration
+	DropEventBurst    uint64
+}
+
+// DefaultConntrackPerEndpoint is ConntrackPerEndpoint's default for a
+// table of conntrack entries.
+func DefaultConntrackPerEndpoint(conntrack uint32) uint32 {
+	return max(conntrack/8, 1)
 }
 
 // NewSpec returns the embedded collection with cfg applied, ready for
@@ -68,6 +86,27 @@ func NewSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 		}
 	}
 
+	// Keyed by endpoint interface: as many as there may be endpoints.
+	for _, m := range []*ebpf.MapSpec{specs.CtEndpointUsed, specs.CtEndpointCollected, specs.EndpointEventBudget} {
+		m.MaxEntries = max(m.MaxEntries, specs.Endpoints.MaxEntries)
+	}
+	perEndpoint := cfg.ConntrackPerEndpoint
+	if perEndpoint == 0 {
+		perEndpoint = DefaultConntrackPerEndpoint(specs.Conntrack.MaxEntries)
+	}
+	if err := specs.CtEndpointLimit.Set(uint64(perEndpoint)); err != nil {
+		return nil, fmt.Errorf("set ct_endpoint_limit: %w", err)
+	}
+	if cfg.DropEventInterval != 0 {
+		if err := specs.DropEventIntervalNs.Set(uint64(cfg.DropEventInterval.Nanoseconds())); err != nil {
+			return nil, fmt.Errorf("set drop_event_interval_ns: %w", err)
+		}
+	}
+	if cfg.DropEventBurst != 0 {
+		if err := specs.DropEventBurst.Set(cfg.DropEventBurst); err != nil {
+			return nil, fmt.Errorf("set drop_event_burst: %w", err)
+		}
+	}
 	if cfg.DeferMark != 0 {
 		if err := specs.DeferMark.Set(cfg.DeferMark); err != nil {
 			return nil, fmt.Errorf("set defer_mark: %w", err)

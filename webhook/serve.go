@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -65,6 +66,10 @@ type ServeOptions struct {
 	// MetricsCertDir holds tls.crt and tls.key for the metrics endpoint.
 	// Default: a self-signed certificate.
 	MetricsCertDir string
+	// MetricsGatherer is what MetricsAddr serves. Default:
+	// controller-runtime's registry, where Metrics are registered when
+	// unset.
+	MetricsGatherer prometheus.Gatherer
 	// HealthAddr serves /healthz and /readyz ("0" disables). Default ":8081".
 	HealthAddr string
 	// Runnables run in the same manager as the server, e.g. the
@@ -124,8 +129,12 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 	var metricsServer *metricsserve.Server
 	if o.MetricsAddr != "0" {
 		var err error
+		gatherer := o.MetricsGatherer
+		if gatherer == nil {
+			gatherer = ctrlmetrics.Registry
+		}
 		metricsServer, err = metricsserve.Listen(metricsserve.Options{
-			Addr: o.MetricsAddr, Gatherer: ctrlmetrics.Registry, Config: cfg, CertDir: o.MetricsCertDir, Log: o.Log.WithName("metrics"),
+			Addr: o.MetricsAddr, Gatherer: gatherer, Config: cfg, CertDir: o.MetricsCertDir, Log: o.Log.WithName("metrics"),
 		})
 		if err != nil {
 			return err

@@ -40,6 +40,10 @@ type suite struct {
 	// clientAuth is the API server's webhook client certificate setup:
 	// the webhook accepts only certificates its CA signed for its name.
 	clientAuth *testenv.WebhookClientAuth
+	// metricsURL is the webhook's /metrics, bound to all addresses (so
+	// served over TLS to API-server-checked tokens), reached on loopback.
+	metricsURL string
+	adminCfg   *rest.Config
 }
 
 var (
@@ -109,7 +113,7 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 	// A namespace that exists before Palisade is installed: the
 	// reconciler must give it its baseline.
 	legacy := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Labels: map[string]string{"owner": "ops", "env": "prod", "data-classification": "internal"}}}
-	for _, obj := range append([]client.Object{legacy}, testenv.RBAC()...) {
+	for _, obj := range append(append([]client.Object{legacy}, testenv.RBAC()...), testenv.Scrapers()...) {
 		if err := admin.Create(ctx, obj); err != nil {
 			return nil, nil, fmt.Errorf("create %s: %w", obj.GetName(), err)
 		}
@@ -149,6 +153,10 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 	// chart grants it: the tests see least privilege at work.
 	asWebhook := rest.CopyConfig(cfg)
 	asWebhook.Impersonate = rest.ImpersonationConfig{UserName: serviceAccount}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, nil, err
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -159,13 +167,14 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 				ServiceAccount: serviceAccount,
 				Metrics:        metrics,
 			},
-			Host:         wio.LocalServingHost,
-			Port:         wio.LocalServingPort,
-			CertDir:      wio.LocalServingCertDir,
-			ClientCAFile: clientAuth.CAFile,
-			ClientNames:  []string{clientAuth.ClientName},
-			MetricsAddr:  "0",
-			HealthAddr:   "0",
+			Host:            wio.LocalServingHost,
+			Port:            wio.LocalServingPort,
+			CertDir:         wio.LocalServingCertDir,
+			ClientCAFile:    clientAuth.CAFile,
+			ClientNames:     []string{clientAuth.ClientName},
+			MetricsAddr:     fmt.Sprintf(":%d", metricsPort),
+			MetricsGatherer: reg,
+			HealthAddr:      "0",
 		})
 	}()
 	stop := func() {
@@ -209,6 +218,7 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 	}
 	return &suite{
 		admin: admin, asWebhook: asWebhookClient, kubectl: kubectl, auditFile: auditFile, metrics: reg, clientAuth: clientAuth,
+		metricsURL: fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), adminCfg: cfg,
 		addr: net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)),
 	}, stop, nil
 }
@@ -226,6 +236,16 @@ func (s *suite) asAPIServer(t *testing.T) *http.Client {
 		InsecureSkipVerify: true, //nolint:gosec // the test checks the webhook, not its serving certificate
 		Certificates:       []tls.Certificate{cert},
 	}}}
+}
+
+// freePort returns a port free on every address now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // trimPath drops the leading slash envtest would double when it turns the

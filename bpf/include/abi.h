@@ -57,6 +57,10 @@ enum ct_flags {
 	 * passed in audit mode): only then do its replies pass where the
 	 * source's egress is isolated. */
 	CT_F_CONFIRMED = 1 << 4,
+	/* A TCP FIN or RST was seen: the collector gives the entry a short
+	 * idle timeout (ConntrackTimeouts.Closing) instead of hours. A SYN
+	 * reusing the flow's ports clears it. */
+	CT_F_CLOSING = 1 << 5,
 };
 
 enum event_verdict {
@@ -88,6 +92,8 @@ enum reason {
 	REASON_SERVICE_UNCONFIRMED = 11,    /* reply to a deferred flow never allowed after DNAT */
 	REASON_SPOOFED_SOURCE = 12, /* from a pod: an IP source or ARP sender not its own */
 	REASON_ROUTER_MESSAGE = 13, /* from a pod: a router advertisement or redirect */
+	REASON_CT_ENDPOINT_LIMIT = 14, /* a flow that needs tracking; the endpoint's conntrack share is used up */
+	REASON_CT_TABLE_FULL = 15,     /* a flow that needs tracking; the node's conntrack table is full */
 };
 
 /* Indexes into the per-CPU counters array. */
@@ -102,7 +108,7 @@ enum counter {
 	COUNTER_CT_RELATED = 7,       /* ICMP error about a known flow */
 	COUNTER_CT_REVALIDATED = 8,   /* revision changed, flow still allowed */
 	COUNTER_CT_REVOKED = 9,       /* revision changed, flow no longer allowed */
-	COUNTER_CT_INSERT_FAILED = 10,/* flow passed but not tracked (map full) */
+	COUNTER_CT_INSERT_FAILED = 10,/* new flow refused: the conntrack table is full */
 	COUNTER_DROP_POLICY = 11,
 	COUNTER_DROP_MALFORMED = 12,
 	COUNTER_DROP_FRAGMENT = 13,
@@ -122,7 +128,11 @@ enum counter {
 	COUNTER_DROP_SPOOFED = 27,    /* from a pod: source not its own, every mode */
 	COUNTER_NEIGHBOUR_PASSED = 28,/* ARP or neighbour discovery resolution needs */
 	COUNTER_DROP_NEIGHBOUR = 29,  /* ARP for another's address, RA, redirect, MLD, bad ARP */
-	COUNTER_MAX = 32,
+	COUNTER_UNTRACKED = 30,       /* packet of an endpoint isolated in neither direction: passed, not tracked */
+	COUNTER_DROP_CT_ENDPOINT_LIMIT = 31,/* new flow refused: its endpoint's conntrack share is used up */
+	COUNTER_DROP_EVENT_RATE_LIMITED = 32,/* drop or audit event over its endpoint's budget: not sent */
+	COUNTER_CT_CLOSING = 33,      /* TCP FIN or RST of a tracked flow */
+	COUNTER_MAX = 48,
 };
 
 /* ip_identity and service_cidrs: LPM trie keys. prefixlen counts bits of
@@ -251,7 +261,11 @@ struct ct_value {
 	__u32 revision;     /* the endpoint revision it was last judged at */
 	__u32 flags;        /* ct_flags */
 	__u32 rule_id;
-	__u32 pad;
+	/* The interface whose share the entry counts in (ct_endpoint_used):
+	 * its own, or for a flow into it from another local pod, that pod's,
+	 * so that one pod opening flows to another fills only its own share.
+	 * 0 (entries of older programs): ct_key.ifindex. */
+	__u32 share_ifindex;
 };
 
 /* fragments: the ports of a fragmented datagram, recorded from its first
@@ -297,6 +311,15 @@ struct event {
 struct token_bucket {
 	__u64 credit_ns;
 	__u64 last_ns;
+};
+
+/* endpoint_event_budget: per endpoint interface and CPU, the token bucket
+ * of drop and audit events, and how many of them were not sent (over the
+ * budget, or the ring buffer full). lost only grows; Go reports the
+ * difference between two reads. */
+struct event_bucket {
+	struct token_bucket tokens;
+	__u64 lost;
 };
 
 /* Never loaded: names every enum so that its type (and so its values)

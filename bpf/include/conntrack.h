@@ -10,6 +10,7 @@
 #include "abi.h"
 #include "maps.h"
 #include "parse.h"
+#include "policy.h"
 #include "report.h"
 
 /* last_seen is refreshed at most this often: a write per packet would
@@ -68,27 +69,119 @@ static __always_inline struct ct_value *ct_find(__u32 ifindex, __u8 dir, const s
 	return v;
 }
 
-/* A flow that passed but could not be tracked is counted: its replies
- * will be judged on their own, so a full table never opens anything. */
-static __always_inline void ct_create(struct ct_key *k, __u32 revision, __u32 flags,
-				      __u32 rule_id, __u64 now)
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+enum ct_create_result {
+	CT_CREATED,
+	CT_ENDPOINT_FULL, /* the endpoint's share (ct_endpoint_limit) is used up */
+	CT_TABLE_FULL,    /* the node's table (or the share counters) is full */
+};
+
+/* Whose share a new flow counts in: the endpoint's own, unless the flow
+ * comes into it from another pod of this node, which pays for it (it
+ * opened it, and its own egress entry is bounded by the same share). A
+ * pod flooding another with allowed flows fills its own share, not the
+ * target's. */
+static __always_inline __u32 ct_payer(const struct ct_key *k)
 {
+	struct endpoint_ip_value *src;
+	struct addr_key ak;
+
+	if (k->direction != DIR_INGRESS)
+		return k->ifindex;
+	addr_key_init(&ak, k->family, k->saddr);
+	src = bpf_map_lookup_elem(&endpoint_ips, &ak);
+	return src ? src->ifindex : k->ifindex;
+}
+
+/* An endpoint's share counter, created at zero on first use. */
+static __always_inline __u64 *ct_share(__u32 ifindex)
+{
+	__u64 zero = 0, *used = bpf_map_lookup_elem(&ct_endpoint_used, &ifindex);
+
+	if (used)
+		return used;
+	bpf_map_update_elem(&ct_endpoint_used, &ifindex, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&ct_endpoint_used, &ifindex);
+}
+
+/* Tracks a new flow within its endpoint's share. Anything but
+ * CT_CREATED means the flow has no entry: the caller refuses it where it
+ * needed one (its replies, and its own later packets, would find none). */
+static __always_inline int ct_create(struct ct_key *k, __u32 revision, __u32 flags,
+				     __u32 rule_id, __u64 now)
+{
+	__u32 ifindex = ct_payer(k);
 	struct ct_value v = {
 		.created_ns = now,
 		.last_seen_ns = now,
 		.revision = revision,
 		.flags = flags,
 		.rule_id = rule_id,
+		.share_ifindex = ifindex,
 	};
+	__u64 *used, *collected;
+	__s64 in_use;
+	long err;
 
-	if (bpf_map_update_elem(&conntrack, k, &v, BPF_ANY) < 0)
-		count(COUNTER_CT_INSERT_FAILED);
+	used = ct_share(ifindex);
+	if (!used)
+		return CT_TABLE_FULL;
+	collected = bpf_map_lookup_elem(&ct_endpoint_collected, &ifindex);
+	in_use = (__s64)(*used - (collected ? *collected : 0));
+	/* Racing CPUs may each pass this check: the share is exceeded by
+	 * at most one entry per CPU. */
+	if (in_use >= (__s64)ct_endpoint_limit)
+		return CT_ENDPOINT_FULL;
+	err = bpf_map_update_elem(&conntrack, k, &v, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return CT_CREATED; /* another CPU tracked the same flow first */
+	if (err)
+		return CT_TABLE_FULL;
+	__sync_fetch_and_add(used, 1);
+	return CT_CREATED;
 }
 
-static __always_inline void ct_touch(struct ct_value *v, int match, __u64 now)
+/* Removes a tracked flow, giving its place back to the share it counts
+ * in if this call (not a concurrent one, nor the collector) removed it. */
+static __always_inline void ct_delete(struct ct_key *k)
+{
+	struct ct_value *v = bpf_map_lookup_elem(&conntrack, k);
+	__u32 ifindex;
+	__u64 *used;
+
+	if (!v)
+		return;
+	ifindex = v->share_ifindex ? v->share_ifindex : k->ifindex;
+	if (bpf_map_delete_elem(&conntrack, k) != 0)
+		return;
+	used = bpf_map_lookup_elem(&ct_endpoint_used, &ifindex);
+	if (used)
+		__sync_fetch_and_sub(used, 1);
+}
+
+/* Refreshes a flow a packet matched. A TCP FIN or RST marks it closing,
+ * which the collector forgets after a short idle time, not hours (a
+ * half-closed connection that keeps sending keeps it fresh); a SYN
+ * reusing a closing flow's ports starts it over. */
+static __always_inline void ct_touch(struct ct_value *v, int match, const struct packet *p,
+				     __u64 now)
 {
 	if (now - v->last_seen_ns > CT_TOUCH_INTERVAL_NS)
 		v->last_seen_ns = now;
 	if (match == CT_REPLY && !(v->flags & CT_F_SEEN_REPLY))
 		v->flags |= CT_F_SEEN_REPLY; /* a lost race only loses this hint */
+	if (p->flow.protocol != IPPROTO_TCP || p->is_icmp_error)
+		return;
+	if (p->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
+		if (!(v->flags & CT_F_CLOSING)) {
+			__sync_fetch_and_or(&v->flags, CT_F_CLOSING);
+			v->last_seen_ns = now; /* the short timeout runs from here */
+			count(COUNTER_CT_CLOSING);
+		}
+	} else if ((v->flags & CT_F_CLOSING) && match == CT_FORWARD && tcp_opens(p)) {
+		__sync_fetch_and_and(&v->flags, ~(__u32)CT_F_CLOSING);
+	}
 }

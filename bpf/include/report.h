@@ -20,18 +20,11 @@ static __always_inline void count(__u32 counter)
 
 /* Token bucket kept in nanoseconds of credit: each event costs one
  * interval, credit accrues with time and is capped at burst intervals. */
-static __always_inline bool new_flow_event_allowed(__u64 now)
+static __always_inline bool bucket_take(struct token_bucket *b, __u64 interval, __u64 burst,
+					__u64 now)
 {
-	__u64 interval = new_flow_event_interval_ns;
-	__u64 cap = interval * new_flow_event_burst;
-	__u32 zero = 0;
-	struct token_bucket *b;
+	__u64 cap = interval * burst;
 
-	if (interval == 0)
-		return false;
-	b = bpf_map_lookup_elem(&event_budget, &zero);
-	if (!b)
-		return false;
 	if (b->last_ns == 0) /* first use on this CPU: a full bucket */
 		b->credit_ns = cap;
 	else
@@ -43,6 +36,32 @@ static __always_inline bool new_flow_event_allowed(__u64 now)
 		return false;
 	b->credit_ns -= interval;
 	return true;
+}
+
+static __always_inline bool new_flow_event_allowed(__u64 now)
+{
+	__u64 interval = new_flow_event_interval_ns;
+	__u32 zero = 0;
+	struct token_bucket *b;
+
+	if (interval == 0)
+		return false;
+	b = bpf_map_lookup_elem(&event_budget, &zero);
+	if (!b)
+		return false;
+	return bucket_take(b, interval, new_flow_event_burst, now);
+}
+
+/* The budget of drop and audit events of the endpoint behind ifindex on
+ * this CPU, created full on first use. NULL only if the map fails. */
+static __always_inline struct event_bucket *endpoint_bucket(__u32 ifindex)
+{
+	struct event_bucket fresh = {}, *b = bpf_map_lookup_elem(&endpoint_event_budget, &ifindex);
+
+	if (b)
+		return b;
+	bpf_map_update_elem(&endpoint_event_budget, &ifindex, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&endpoint_event_budget, &ifindex);
 }
 
 struct verdict_info {
@@ -63,6 +82,7 @@ struct verdict_info {
 static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple *t,
 				       const struct verdict_info *v, __u64 now)
 {
+	struct event_bucket *b = NULL;
 	__u32 ifindex;
 	struct event *e;
 
@@ -73,12 +93,28 @@ static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple
 	ifindex = skb->ifindex;
 	if (v->ifindex)
 		ifindex = v->ifindex;
-	if (v->verdict == EVENT_ALLOWED_NEW && !new_flow_event_allowed(now)) {
-		count(COUNTER_EVENT_RATE_LIMITED);
-		return;
+	if (v->verdict == EVENT_ALLOWED_NEW) {
+		if (!new_flow_event_allowed(now)) {
+			count(COUNTER_EVENT_RATE_LIMITED);
+			return;
+		}
+	} else {
+		/* A drop or audit event: within its endpoint's own budget, so
+		 * that one pod's flood cannot fill the ring buffer that another
+		 * pod's denials need. What is not sent is counted per endpoint;
+		 * Go reports it as "N events of POD lost". */
+		b = endpoint_bucket(ifindex);
+		if (b && drop_event_interval_ns &&
+		    !bucket_take(&b->tokens, drop_event_interval_ns, drop_event_burst, now)) {
+			b->lost++; /* per-CPU: no other writer */
+			count(COUNTER_DROP_EVENT_RATE_LIMITED);
+			return;
+		}
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
+		if (b)
+			b->lost++;
 		count(COUNTER_EVENT_LOST);
 		return;
 	}
