@@ -37,6 +37,12 @@ type ConfigurationOptions struct {
 	CABundle []byte
 	// TimeoutSeconds defaults to 3.
 	TimeoutSeconds int32
+	// CustomRules says custom Gatekeeper rules are loaded (palisade
+	// webhook --rules; the chart's customRules). A custom rule may judge
+	// any field, so every UPDATE of a pod (its spec and ephemeral
+	// containers included) and of a workload is sent, not only those
+	// changing metadata. Default false.
+	CustomRules bool
 }
 
 func (o *ConfigurationOptions) defaults() {
@@ -60,6 +66,11 @@ func (o *ConfigurationOptions) defaults() {
 // fails closed (failurePolicy Fail), and declares sideEffects
 // NoneOnDryRun: the pod path creates missing baseline policies, never on a
 // dry run.
+//
+// The subresources that can change what is judged go through the same
+// webhooks: pods/status and namespaces/status can rewrite labels and
+// annotations (the API server keeps only the spec of a status write), and
+// pods/ephemeralcontainers adds containers to a running pod's spec.
 func WebhookConfigurations(o ConfigurationOptions) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
 	o.defaults()
 	fail := admissionregistrationv1.Fail
@@ -97,9 +108,10 @@ func WebhookConfigurations(o ConfigurationOptions) (*admissionregistrationv1.Mut
 	changed := func(f string) string {
 		return "!has(object.metadata." + f + ") || !has(oldObject.metadata." + f + ") || object.metadata." + f + " != oldObject.metadata." + f
 	}
+	metadataChanged := changed("labels") + " || " + changed("annotations")
 	labelsChanged := []admissionregistrationv1.MatchCondition{{
 		Name:       "create-or-metadata-change",
-		Expression: "request.operation != 'UPDATE' || " + changed("labels") + " || " + changed("annotations"),
+		Expression: "request.operation != 'UPDATE' || " + metadataChanged,
 	}}
 	templateChanged := []admissionregistrationv1.MatchCondition{{
 		Name: "create-or-template-metadata-change",
@@ -107,6 +119,18 @@ func WebhookConfigurations(o ConfigurationOptions) (*admissionregistrationv1.Mut
 			"(has(object.spec.jobTemplate) ? object.spec.jobTemplate.spec.template.metadata : object.spec.template.metadata) != " +
 			"(has(oldObject.spec.jobTemplate) ? oldObject.spec.jobTemplate.spec.template.metadata : oldObject.spec.template.metadata)",
 	}}
+	podsChanged, workloadsChanged := labelsChanged, templateChanged
+	if o.CustomRules {
+		// A custom rule may judge an image or a container added: every
+		// pod and ephemeral-container UPDATE is sent. A status write
+		// cannot touch the spec, so it is still sent only when it
+		// changes metadata (the kubelet writes status all the time).
+		podsChanged = []admissionregistrationv1.MatchCondition{{
+			Name:       "not-status-or-metadata-change",
+			Expression: "request.operation != 'UPDATE' || !has(request.subResource) || request.subResource != 'status' || " + metadataChanged,
+		}}
+		workloadsChanged = nil
+	}
 
 	// hook fills what every webhook shares: the service path, the
 	// exclusions, fail-closed, the timeout and the side-effect class.
@@ -124,7 +148,14 @@ func WebhookConfigurations(o ConfigurationOptions) (*admissionregistrationv1.Mut
 			TimeoutSeconds: w.TimeoutSeconds, AdmissionReviewVersions: w.AdmissionReviewVersions, ReinvocationPolicy: &never,
 		}
 	}
-	namespaces := []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"namespaces"}, create, update)}
+	namespaces := []admissionregistrationv1.RuleWithOperations{
+		rule("", "v1", []string{"namespaces"}, create, update),
+		rule("", "v1", []string{"namespaces/status"}, update),
+	}
+	pods := []admissionregistrationv1.RuleWithOperations{
+		rule("", "v1", []string{"pods"}, create, update),
+		rule("", "v1", []string{"pods/status", "pods/ephemeralcontainers"}, update),
+	}
 	labels := map[string]string{"app.kubernetes.io/name": "palisade"}
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
@@ -139,11 +170,11 @@ func WebhookConfigurations(o ConfigurationOptions) (*admissionregistrationv1.Mut
 		ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName, Labels: labels},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			hook("namespaces.validate.palisade.dev", PathValidateNamespaces, namespaces, labelsChanged),
-			hook("pods.validate.palisade.dev", PathValidatePods, []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"pods"}, create, update)}, labelsChanged),
+			hook("pods.validate.palisade.dev", PathValidatePods, pods, podsChanged),
 			hook("workloads.validate.palisade.dev", PathValidateWorkloads, []admissionregistrationv1.RuleWithOperations{
 				rule("apps", "v1", []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, create, update),
 				rule("batch", "v1", []string{"jobs", "cronjobs"}, create, update),
-			}, templateChanged),
+			}, workloadsChanged),
 			hook("networkpolicies.validate.palisade.dev", PathValidateNetworkPolicy,
 				[]admissionregistrationv1.RuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, create, update, del)}, nil),
 		},

@@ -86,6 +86,11 @@ func (d *decider) decide(ctx context.Context, webhook string, validating bool, r
 	} else {
 		resp = d.respond(&rec, v)
 	}
+	if req.SubResource != "" {
+		// The record's kind is the object's; what was written to is part
+		// of the evidence (a label edit through pods/status).
+		rec.Message = strings.TrimSuffix("subresource "+req.SubResource+"; "+rec.Message, "; ")
+	}
 	if recErr := d.opts.Recorder.Record(ctx, rec); recErr != nil {
 		// A decision that leaves no evidence is not made: the API
 		// server's failurePolicy decides instead.

@@ -59,9 +59,18 @@ func wantAdmitted(t *testing.T, res testenv.Result) {
 // decisionRecords reads every record the suite's webhook wrote so far.
 func decisionRecords(t *testing.T, s *suite) []audit.DecisionRecord {
 	t.Helper()
-	data, err := os.ReadFile(s.auditFile)
+	return readRecordFile(t, s.auditFile)
+}
+
+// readRecordFile reads a decision record file, which must verify.
+func readRecordFile(t *testing.T, path string) []audit.DecisionRecord {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := audit.Verify(bytes.NewReader(data)); err != nil {
+		t.Fatalf("%s does not verify: %v", path, err)
 	}
 	recs, err := audit.ReadRecords(bytes.NewReader(data))
 	if err != nil {

@@ -50,6 +50,8 @@ func TestWebhookConfigurationsMatchGo(t *testing.T) {
 			webhook.ConfigurationOptions{Namespace: releaseNS, ServiceName: "palisade-webhook", TimeoutSeconds: 10}},
 		{"cert-manager", defaultRelease, values("certs.mode", "cert-manager"),
 			webhook.ConfigurationOptions{Namespace: releaseNS, ServiceName: "palisade-webhook"}},
+		{"custom rules", defaultRelease, map[string]any{"customRules": map[string]any{"cost-center.yaml": costCenterRule}},
+			webhook.ConfigurationOptions{Namespace: releaseNS, ServiceName: "palisade-webhook", CustomRules: true}},
 		{"own secret with CA bundle", defaultRelease, values("certs.mode", "secret", "certs.secretName", "my-tls", "certs.caBundle", testCA),
 			webhook.ConfigurationOptions{Namespace: releaseNS, ServiceName: "palisade-webhook", CABundle: []byte(testCA)}},
 	}
