@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"time"
@@ -37,10 +38,19 @@ type quarantine struct {
 	// since holds the interfaces in quarantine, by index: when they
 	// entered it.
 	since map[uint32]time.Time
+	// peers says where each pod interface's other end is (for its
+	// addresses), addrs which endpoint_ips entries a quarantined
+	// interface holds.
+	peers map[uint32]peerRef
+	addrs map[uint32][]bpf.PalisadeAddrKey
 }
 
+// peerRef is a veth's other end: its namespace id and index there.
+type peerRef struct{ nsid, index int }
+
 func newQuarantine() *quarantine {
-	return &quarantine{seen: map[uint32]string{}, since: map[uint32]time.Time{}}
+	return &quarantine{seen: map[uint32]string{}, since: map[uint32]time.Time{},
+		peers: map[uint32]peerRef{}, addrs: map[uint32][]bpf.PalisadeAddrKey{}}
 }
 
 func quarantineValue() bpf.PalisadeEndpointValue {
@@ -158,8 +168,14 @@ func (d *Datapath) watchInterfacesOnce(ctx context.Context, report func(Interfac
 	if err := d.pruneInterfaces(report); err != nil {
 		d.log.Warn("list pod interfaces", "error", err)
 	}
+	// A pod's addresses are configured after its interface appears:
+	// looked for again until they are there.
+	tick := time.NewTicker(addressPoll)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			d.learnQuarantinedAddrs()
 		case <-ctx.Done():
 			return nil
 		case err := <-broken:
@@ -190,7 +206,15 @@ func (d *Datapath) interfaceUpdate(u netlink.LinkUpdate, report func(InterfaceEv
 		return
 	}
 	start := time.Now()
+	d.mu.Lock()
+	if peer := u.Link.Attrs().ParentIndex; peer > 0 {
+		d.quarantine.peers[idx] = peerRef{nsid: u.Link.Attrs().NetNsID, index: peer}
+	}
+	d.mu.Unlock()
 	quarantined, err := d.Quarantine(idx, name)
+	if quarantined && err == nil {
+		d.learnAddrs(idx)
+	}
 	if err != nil || quarantined {
 		report(InterfaceEvent{Ifindex: idx, Name: name, Quarantined: quarantined, Took: time.Since(start), Err: err})
 	}
@@ -293,10 +317,21 @@ func (d *Datapath) forgetInterface(idx uint32) bool {
 		return false
 	}
 	delete(d.quarantine.seen, idx)
+	delete(d.quarantine.peers, idx)
 	_, quarantined := d.quarantine.since[idx]
 	delete(d.quarantine.since, idx)
+	addrs := d.quarantine.addrs[idx]
+	delete(d.quarantine.addrs, idx)
 	if !quarantined || d.closed {
 		return false
+	}
+	for _, k := range addrs {
+		if v, ok := d.applied.EndpointIPs[k]; ok && v.Ifindex == idx {
+			if err := d.objs.EndpointIps.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				d.dirty = true
+			}
+			delete(d.applied.EndpointIPs, k)
+		}
 	}
 	if v, ok := d.applied.Endpoints[idx]; ok && v.Identity == QuarantineIdentity {
 		if err := d.objs.Endpoints.Delete(idx); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -332,6 +367,7 @@ func (d *Datapath) keepQuarantined(next *Entries) (released []time.Duration) {
 				released = append(released, now.Sub(t))
 				delete(d.quarantine.since, idx)
 			}
+			delete(d.quarantine.addrs, idx)
 			continue
 		}
 		if el := d.links[idx]; (el == nil || !d.linkAlive(idx)) && !d.finder.linkExists(idx) {
@@ -341,6 +377,11 @@ func (d *Datapath) keepQuarantined(next *Entries) (released []time.Duration) {
 			continue
 		}
 		next.Endpoints[idx] = quarantineValue()
+		for _, k := range d.quarantine.addrs[idx] {
+			if _, taken := next.EndpointIPs[k]; !taken {
+				next.EndpointIPs[k] = bpf.PalisadeEndpointIpValue{Ifindex: idx}
+			}
+		}
 		if _, ok := d.quarantine.since[idx]; !ok {
 			d.quarantine.since[idx] = now
 		}
@@ -353,4 +394,72 @@ func (d *Datapath) QuarantinedInterfaces() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.quarantine.since)
+}
+
+// addressPoll is how often quarantined interfaces' pod addresses are
+// looked for.
+const addressPoll = 50 * time.Millisecond
+
+// learnQuarantinedAddrs looks for the pod addresses of every quarantined
+// interface.
+func (d *Datapath) learnQuarantinedAddrs() {
+	d.mu.Lock()
+	idxs := make([]uint32, 0, len(d.quarantine.since))
+	for idx := range d.quarantine.since {
+		idxs = append(idxs, idx)
+	}
+	d.mu.Unlock()
+	for _, idx := range idxs {
+		d.learnAddrs(idx)
+	}
+}
+
+// learnAddrs gives a quarantined interface the endpoint_ips entries of
+// the addresses its pod side carries (see peerAddrs), so that the pod
+// can resolve its neighbours and is known to send from its own
+// addresses, while nothing but the node's traffic passes. An address
+// another interface holds is never taken over. A pod interface whose
+// other end cannot be read keeps none: its neighbour resolution then
+// waits for its release.
+func (d *Datapath) learnAddrs(idx uint32) {
+	d.mu.Lock()
+	p, known := d.quarantine.peers[idx]
+	_, held := d.quarantine.since[idx]
+	d.mu.Unlock()
+	if !known || !held || p.nsid < 0 {
+		return
+	}
+	var addrs []netip.Addr
+	err := runInNetNS(d.opts.NetNS, func() (err error) {
+		addrs, err = peerAddrs(p.nsid, p.index)
+		return err
+	})
+	if err != nil {
+		d.log.Debug("read a quarantined pod's addresses", "ifindex", idx, "error", err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, held := d.quarantine.since[idx]; !held || d.closed {
+		return
+	}
+	if v, ok := d.applied.Endpoints[idx]; !ok || v.Identity != QuarantineIdentity {
+		return
+	}
+	for _, a := range addrs {
+		k, ok := NewAddrKey(a)
+		if !ok {
+			continue
+		}
+		if _, taken := d.applied.EndpointIPs[k]; taken {
+			continue
+		}
+		v := bpf.PalisadeEndpointIpValue{Ifindex: idx}
+		if err := d.objs.EndpointIps.Put(k, v); err != nil {
+			d.log.Warn("record a quarantined pod's address", "ifindex", idx, "address", a, "error", err)
+			continue
+		}
+		d.applied.EndpointIPs[k] = v
+		d.quarantine.addrs[idx] = append(d.quarantine.addrs[idx], k)
+	}
 }
