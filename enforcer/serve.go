@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/go-logr/logr"
+
+	"github.com/palisade-dev/palisade/internal/metricsserve"
 )
 
 // serveHTTP starts the metrics and health endpoints the options name. A
@@ -16,12 +18,14 @@ import (
 // stops both servers.
 func (a *Agent) serveHTTP(ctx context.Context) (func(), error) {
 	var servers []*http.Server
+	stopMetrics := func() {}
 	stop := func() {
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		for _, s := range servers {
 			s.Shutdown(shutdown)
 		}
+		stopMetrics()
 	}
 	start := func(what, addr string, h http.Handler) error {
 		if addr == "" || addr == "0" {
@@ -41,13 +45,27 @@ func (a *Agent) serveHTTP(ctx context.Context) (func(), error) {
 		a.opts.Logger.Info("serving "+what, "address", ln.Addr().String())
 		return nil
 	}
-	if a.opts.Gatherer != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{}))
-		if err := start("metrics", a.opts.MetricsAddr, mux); err != nil {
+	// Metrics: plain HTTP on a loopback address; on any other, TLS with
+	// each scrape's token checked by the API server (TokenReview, then
+	// SubjectAccessReview for get on /metrics). The enforcer runs on the
+	// host network, where no NetworkPolicy guards its port.
+	if a.opts.Gatherer != nil && a.opts.MetricsAddr != "" && a.opts.MetricsAddr != "0" {
+		ms, err := metricsserve.Listen(metricsserve.Options{
+			Addr: a.opts.MetricsAddr, Gatherer: a.opts.Gatherer, Config: a.cfg, Log: logr.FromSlogHandler(a.opts.Logger.Handler()),
+		})
+		if err != nil {
 			stop()
 			return nil, err
 		}
+		metricsCtx, cancelMetrics := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := ms.Run(metricsCtx); err != nil {
+				a.opts.Logger.Error("serve metrics", "error", err)
+			}
+		}()
+		stopMetrics = func() { cancelMetrics(); <-done }
 	}
 	if err := start("health probes", a.opts.HealthAddr, a.healthHandler()); err != nil {
 		stop()
