@@ -136,7 +136,7 @@ with one error naming the feature.`,
 	f.StringVar(&cfg.standard, "standard", "", "labeling standard YAML file whose identity labels key identities (default: the embedded default standard)")
 	f.StringVar(&cfg.flowFile, "flow-file", "", "append flow records (JSON lines) to this file")
 	f.BoolVar(&cfg.flowStdout, "flow-stdout", true, "write flow records to stdout")
-	f.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":9962", `Prometheus metrics address ("0" disables)`)
+	f.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":9962", `Prometheus metrics address ("0" disables): plain HTTP on a loopback address; on any other, TLS with each scrape's bearer token checked by the API server (TokenReview, then SubjectAccessReview for get on /metrics)`)
 	f.StringVar(&cfg.healthAddr, "health-probe-bind-address", ":9963", `/healthz and /readyz address ("0" disables)`)
 	f.StringSliceVar(&hostIPs, "host-ips", nil, "the node's own addresses, comma-separated (default: the Node object's InternalIP and ExternalIP addresses)")
 	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's service address range, as kube-apiserver's --service-cluster-ip-range (repeatable or comma-separated, IPv4 and IPv6): pods' egress to it is judged after kube-proxy's DNAT, against the backend pod (default: none; egress to a service address is then judged against the address itself)")
