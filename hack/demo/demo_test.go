@@ -79,6 +79,12 @@ func checkEnforcerTour(t *testing.T, net *netResult, out string) {
 	if want := "hello from payments/ledger on port 9090\n"; net.AuditAnswer != want {
 		t.Errorf("audit-mode connection answered %q, want %q", net.AuditAnswer, want)
 	}
+	if !net.QuarantineDropped || !net.QuarantineRecord.Quarantined || !strings.Contains(net.QuarantineRecord.Reason, "quarantined") {
+		t.Errorf("the new pod's first connection was not shown dropped in quarantine: record %+v", net.QuarantineRecord)
+	}
+	if want := "hello from payments/ledger on port 8080\n"; net.ReleasedAnswer != want {
+		t.Errorf("released pod's connection answered %q, want %q", net.ReleasedAnswer, want)
+	}
 	for _, tc := range []struct {
 		what    string
 		rec     enforcer.FlowRecord

@@ -157,6 +157,9 @@ func startEnforcer(bin, kubeconfig, pinRoot, dir string, node *podnet.Node) (*en
 		"--flow-stdout=false",
 		"--metrics-bind-address", metrics,
 		"--health-probe-bind-address", health,
+		// podnet's host veths: each new one is quarantined until its
+		// pod is known.
+		"--pod-interfaces", "v*",
 	}
 	log, err := os.Create(e.logPath)
 	if err != nil {

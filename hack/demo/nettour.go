@@ -33,6 +33,13 @@ type netResult struct {
 	AuditAnswer string
 	// DropRecord and AuditRecord are the enforcer's flow records.
 	DropRecord, AuditRecord enforcer.FlowRecord
+	// QuarantineDropped: a new pod's connection was dropped before its
+	// Pod object existed; QuarantineRecord is that drop's record.
+	QuarantineDropped bool
+	QuarantineRecord  enforcer.FlowRecord
+	// ReleasedAnswer is what the same connection answered once the pod
+	// was known and a policy allowed it.
+	ReleasedAnswer string
 }
 
 // netWorld is the node, its pods and its enforcer.
@@ -301,8 +308,69 @@ func netTour(ctx context.Context, out io.Writer, k kubectl, w *netWorld, res *ne
 	if res.AuditRecord, err = showFlow(ctx, out, "and the enforcer records what it would have dropped", w.enforcer, start, "audit", other); err != nil {
 		return err
 	}
-	return k.run(ctx, step{say: "Back to enforcing", user: "admin",
-		args: []string{"annotate", "--overwrite", "namespace", podNamespace, "palisade.dev/enforcement=enforce"}})
+	if err := k.run(ctx, step{say: "Back to enforcing", user: "admin",
+		args: []string{"annotate", "--overwrite", "namespace", podNamespace, "palisade.dev/enforcement=enforce"}}); err != nil {
+		return err
+	}
+	return quarantineTour(ctx, out, k, w, res)
+}
+
+// allowBatchToLedger lets the demo's late pod reach ledger:8080.
+const allowBatchToLedger = `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: batch-to-ledger, namespace: payments}
+spec:
+  podSelector: {matchLabels: {app: batch}}
+  policyTypes: [Egress]
+  egress: [{to: [{podSelector: {matchLabels: {app: ledger}}}], ports: [{protocol: TCP, port: 8080}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ledger-from-batch, namespace: payments}
+spec:
+  podSelector: {matchLabels: {app: ledger}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {app: batch}}}], ports: [{protocol: TCP, port: 8080}]}]
+`
+
+// quarantineTour shows a pod enforced from its first packet: its network
+// exists before its Pod object reaches the enforcer, even with a policy
+// that will allow it in place, and nothing passes until it is known.
+func quarantineTour(ctx context.Context, out io.Writer, k kubectl, w *netWorld, res *netResult) error {
+	allowed := netip.AddrPortFrom(w.ledger.IPv4(), allowedPort)
+	if err := k.run(ctx, step{say: "A policy for a pod that does not exist yet: batch -> ledger:8080", user: "alice",
+		args: []string{"apply", "-f", "-"}, manifest: allowBatchToLedger}); err != nil {
+		return err
+	}
+	batch, err := w.node.AddPod(podnet.PodConfig{Namespace: podNamespace, Name: "batch"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n\033[1m== A new pod's network appears (what a CNI ADD makes): %s %s, host veth %s; its Pod object is not created yet\033[0m\n",
+		batch.Ref(), batch.IPv4(), batch.HostInterface())
+	start := time.Now()
+	if _, err := probe(ctx, out, "Quarantined from its first packet: batch cannot reach ledger before the enforcer knows which pod it is", batch, allowed, false); err != nil {
+		return err
+	}
+	res.QuarantineDropped = true
+	if res.QuarantineRecord, err = showFlow(ctx, out, "The record of that drop: quarantined, not a policy verdict", w.enforcer, start, "dropped", allowed); err != nil {
+		return err
+	}
+	steps := []step{
+		{say: "Its Pod object passes the webhook", user: "alice", args: []string{"apply", "-f", "-"},
+			manifest: podManifest("batch", "backend", w.node.Name(), allowedPort)},
+		{say: "and the kubelet would report its addresses", user: "admin",
+			args: []string{"patch", "pod", "batch", "-n", podNamespace, "--subresource=status", "--type=merge", "-p",
+				fmt.Sprintf(`{"status":{"phase":"Running","podIP":"%s","podIPs":[{"ip":"%s"},{"ip":"%s"}]}}`, batch.IPv4(), batch.IPv4(), batch.IPv6())}},
+	}
+	for _, s := range steps {
+		if err := k.run(ctx, s); err != nil {
+			return err
+		}
+	}
+	res.ReleasedAnswer, err = probe(ctx, out, "Known now, and released into its policies: batch -> ledger:8080 passes", batch, allowed, true)
+	return err
 }
 
 // printProbeHelp says how to probe the running demo.
