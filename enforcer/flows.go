@@ -46,9 +46,6 @@ type FlowRecord struct {
 	// Quarantined says the interface's pod was not known yet: the
 	// enforcer held it in quarantine, whatever policies will say.
 	Quarantined bool `json:"quarantined,omitempty"`
-	// Quarantined says the interface's pod was not known yet: the
-	// enforcer held it in quarantine, whatever policies will say.
-	Quarantined bool `json:"quarantined,omitempty"`
 }
 
 // FlowEndpoint is one side of a flow.
@@ -149,14 +146,6 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		} else {
 			r.Source.Entity = "quarantined"
 		}
-		r.Reason = fmt.Sprintf("%s: quarantined: a pod interface whose pod is not known yet sends and receives nothing but the node's traffic", subject)
-		return r
-	}
-	if quarantined(ev) {
-		// Before a Sync names its pod, whatever the program found
-		// (a source it does not own, no rule for identity 3) is the
-		// quarantine.
-		r.Quarantined = true
 		r.Reason = fmt.Sprintf("%s: quarantined: a pod interface whose pod is not known yet sends and receives nothing but the node's traffic", subject)
 		return r
 	}
