@@ -167,14 +167,17 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 				ServiceAccount: serviceAccount,
 				Metrics:        metrics,
 			},
-			Host:            wio.LocalServingHost,
-			Port:            wio.LocalServingPort,
-			CertDir:         wio.LocalServingCertDir,
-			ClientCAFile:    clientAuth.CAFile,
-			ClientNames:     []string{clientAuth.ClientName},
-			MetricsAddr:     fmt.Sprintf(":%d", metricsPort),
-			MetricsGatherer: reg,
-			HealthAddr:      "0",
+			Host:         wio.LocalServingHost,
+			Port:         wio.LocalServingPort,
+			CertDir:      wio.LocalServingCertDir,
+			ClientCAFile: clientAuth.CAFile,
+			ClientNames:  []string{clientAuth.ClientName},
+			// Small bounds, so that the limits tests reach them quickly.
+			MaxConcurrentRequests: suiteMaxConcurrent,
+			ReadTimeout:           suiteReadTimeout,
+			MetricsAddr:           fmt.Sprintf(":%d", metricsPort),
+			MetricsGatherer:       reg,
+			HealthAddr:            "0",
 		})
 	}()
 	stop := func() {
@@ -222,6 +225,12 @@ func startSuite(ctx context.Context, env *envtest.Environment, cfg *rest.Config,
 		addr: net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)),
 	}, stop, nil
 }
+
+// The admission server's bounds in the suite.
+const (
+	suiteMaxConcurrent = 16
+	suiteReadTimeout   = 2 * time.Second
+)
 
 // asAPIServer returns an HTTP client presenting a certificate the
 // webhook's client CA signed for the API server's name: requests the
