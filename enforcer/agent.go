@@ -148,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	events := dp.Events(ctx)
 	go a.recordFlows(events)
+	go a.reportEventLosses(ctx, dp, eventLossInterval)
 	// After the first Sync: an interface existing at start that it did
 	// not claim goes into quarantine then, not before, so that a first
 	// install does not cut off every running pod until the caches sync.

@@ -20,7 +20,10 @@ type FlowRecord struct {
 	Node string    `json:"node"`
 	// Verdict is "forwarded" (a new allowed connection; rate-limited in
 	// the kernel), "dropped", or "audit" (would have been dropped; passed
-	// because the pod's namespace runs in audit mode).
+	// because the pod's namespace runs in audit mode); "lost" for a
+	// record of events of Pod the kernel did not send (Lost says how
+	// many, Reason "N events of POD lost"), written every few seconds
+	// while a pod loses some.
 	Verdict string `json:"verdict"`
 	// Pod is the enforced pod ("namespace/name") whose Direction judged
 	// the packet.
@@ -43,6 +46,8 @@ type FlowRecord struct {
 	// the packet was judged after kube-proxy's DNAT; Destination is then
 	// the backend. "unknown" if the datapath lost track of it.
 	Service string `json:"service,omitempty"`
+	// Lost counts the events of a "lost" record.
+	Lost uint64 `json:"lost,omitempty"`
 	// Quarantined says the interface's pod was not known yet: the
 	// enforcer held it in quarantine, whatever policies will say.
 	Quarantined bool `json:"quarantined,omitempty"`
@@ -182,6 +187,10 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		}
 		r.Source.Namespace, r.Source.Pod = ev.Pod.Namespace, ev.Pod.Name
 		r.Reason = fmt.Sprintf("%s: spoofed source: %s is not one of its addresses (dropped in every mode)", subject, forged)
+	case datapath.ReasonConntrackEndpointLimit:
+		r.Reason = fmt.Sprintf("%s: new flow refused: the pod holds its whole share of the node's conntrack table (its established flows are kept)", subject)
+	case datapath.ReasonConntrackTableFull:
+		r.Reason = fmt.Sprintf("%s: new flow refused: the node's conntrack table is full (established flows are kept)", subject)
 	case datapath.ReasonRouterMessage:
 		r.Reason = fmt.Sprintf("%s: router message from a pod (a router advertisement or redirect; dropped in every mode)", subject)
 	case datapath.ReasonPolicyMiss, datapath.ReasonRevoked, datapath.ReasonTCPNotNew, datapath.ReasonServiceUnconfirmed:

@@ -27,6 +27,7 @@ type metrics struct {
 	lastSync       prometheus.Gauge
 	flowRecords    *prometheus.CounterVec
 	conntrackGC    prometheus.Counter
+	eventsLost     *prometheus.CounterVec
 	datapath       *counterCollector
 }
 
@@ -63,6 +64,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Flow records written, by verdict (forwarded, dropped, audit)."}, []string{"verdict"}),
 		conntrackGC: prometheus.NewCounter(prometheus.CounterOpts{Name: "palisade_enforcer_conntrack_collected_total",
 			Help: "Idle or orphaned tracked flows deleted by the collector."}),
+		eventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "palisade_enforcer_flow_events_lost_total",
+			Help: "Drop and audit events the datapath did not send, by pod (namespace/name, or \"interface N\"): over the pod's event budget or with the ring buffer full. Each loss is also a flow record with verdict \"lost\"."}, []string{"pod"}),
 		datapath: &counterCollector{desc: prometheus.NewDesc("palisade_enforcer_datapath_packets_total",
 			"The datapath programs' counters by name (verdicts such as allowed_policy, drop_policy, audit_would_drop, ct_reply; and event_lost), since the counters map was created.",
 			[]string{"counter"}, nil)},
@@ -71,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, cause := range []string{"map_full", "other"} {
 		m.syncErrors.WithLabelValues(cause)
 	}
-	for _, v := range []string{"forwarded", "dropped", "audit"} {
+	for _, v := range []string{"forwarded", "dropped", "audit", "lost"} {
 		m.flowRecords.WithLabelValues(v)
 	}
 	if reg == nil {
@@ -80,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{m.syncs, m.syncErrors, m.mapFull, m.syncDuration, m.compileTime, m.enforceLatency,
 		m.invalidObjects, m.objects, m.endpoints, m.unresolved, m.mapEntries, m.mapCapacity, m.lastSync, m.flowRecords,
-		m.conntrackGC, m.datapath} {
+		m.conntrackGC, m.eventsLost, m.datapath} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {

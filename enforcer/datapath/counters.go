@@ -40,6 +40,10 @@ func counterNames() map[bpf.PalisadeCounter]string {
 		bpf.PalisadeCounterCOUNTER_DROP_SPOOFED:             "drop_spoofed",
 		bpf.PalisadeCounterCOUNTER_NEIGHBOUR_PASSED:         "neighbour_passed",
 		bpf.PalisadeCounterCOUNTER_DROP_NEIGHBOUR:           "drop_neighbour",
+		bpf.PalisadeCounterCOUNTER_UNTRACKED:                "untracked",
+		bpf.PalisadeCounterCOUNTER_DROP_CT_ENDPOINT_LIMIT:   "drop_ct_endpoint_limit",
+		bpf.PalisadeCounterCOUNTER_DROP_EVENT_RATE_LIMITED:  "drop_event_rate_limited",
+		bpf.PalisadeCounterCOUNTER_CT_CLOSING:               "ct_closing",
 	}
 }
 

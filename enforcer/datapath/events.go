@@ -63,6 +63,13 @@ const (
 	// ReasonRouterMessage: a router advertisement or redirect from a pod;
 	// dropped in every mode.
 	ReasonRouterMessage = Reason(bpf.PalisadeReasonREASON_ROUTER_MESSAGE)
+	// ReasonConntrackEndpointLimit: a new flow that needs tracking (a
+	// direction of its pod is isolated) while the pod holds its whole
+	// share of the conntrack table (bpf.Config.ConntrackPerEndpoint).
+	ReasonConntrackEndpointLimit = Reason(bpf.PalisadeReasonREASON_CT_ENDPOINT_LIMIT)
+	// ReasonConntrackTableFull: a new flow that needs tracking while the
+	// node's conntrack table is full.
+	ReasonConntrackTableFull = Reason(bpf.PalisadeReasonREASON_CT_TABLE_FULL)
 )
 
 func (r Reason) String() string {
@@ -95,6 +102,10 @@ func (r Reason) String() string {
 		return "spoofed source"
 	case ReasonRouterMessage:
 		return "router message from a pod"
+	case ReasonConntrackEndpointLimit:
+		return "the pod's conntrack share is used up"
+	case ReasonConntrackTableFull:
+		return "the node's conntrack table is full"
 	}
 	return fmt.Sprintf("reason(%d)", uint32(r))
 }

@@ -187,36 +187,3 @@ func canonicalIPKey(k bpf.PalisadeIpKey) bpf.PalisadeIpKey {
 	}
 	return c
 }
-
-// scanConntrack walks the conntrack table in batches and deletes the
-// entries drop selects; it returns how many it deleted.
-func (d *Datapath) scanConntrack(drop func(*bpf.PalisadeCtKey, *bpf.PalisadeCtValue) bool) (int, error) {
-	const chunk = 4096
-	m := d.objs.Conntrack
-	keys := make([]bpf.PalisadeCtKey, chunk)
-	vals := make([]bpf.PalisadeCtValue, chunk)
-	var doomed []bpf.PalisadeCtKey
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := m.BatchLookup(&cursor, keys, vals, nil)
-		for i := range n {
-			if drop(&keys[i], &vals[i]) {
-				doomed = append(doomed, keys[i])
-			}
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break // end of the table
-		}
-		if err != nil {
-			return 0, fmt.Errorf("scan conntrack: %w", err)
-		}
-	}
-	if len(doomed) == 0 {
-		return 0, nil
-	}
-	n, err := writeBatch(m, doomed, nil, true)
-	if err != nil {
-		return n, fmt.Errorf("delete conntrack entries: %w", err)
-	}
-	return n, nil
-}

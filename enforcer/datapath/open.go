@@ -86,9 +86,11 @@ func stateMaps() []string {
 	return []string{bpf.PalisadeMapIpIdentity, bpf.PalisadeMapEndpoints, bpf.PalisadeMapPolicy, bpf.PalisadeMapPolicyRanges, bpf.PalisadeMapServiceCidrs, bpf.PalisadeMapEndpointIps}
 }
 
-// The maps the programs fill themselves; each is adopted on its own.
+// The maps the programs fill themselves; each is adopted on its own,
+// except conntrack's (conntrackMaps), adopted together.
 func runtimeMaps() []string {
-	return []string{bpf.PalisadeMapConntrack, bpf.PalisadeMapFragments, bpf.PalisadeMapEvents, bpf.PalisadeMapCounters, bpf.PalisadeMapEventBudget, bpf.PalisadeMapServiceOrigin}
+	return []string{bpf.PalisadeMapConntrack, bpf.PalisadeMapFragments, bpf.PalisadeMapEvents, bpf.PalisadeMapCounters, bpf.PalisadeMapEventBudget, bpf.PalisadeMapServiceOrigin,
+		bpf.PalisadeMapCtEndpointUsed, bpf.PalisadeMapCtEndpointCollected, bpf.PalisadeMapEndpointEventBudget}
 }
 
 // Datapath is the loaded, pinned datapath of one node. Its methods are
@@ -121,6 +123,9 @@ type Datapath struct {
 	pendingUplinks map[uint32]bool
 	// quarantine follows the pod interfaces the State does not name yet.
 	quarantine *quarantine
+
+	// shareMu serialises Go's writes of ct_endpoint_collected.
+	shareMu sync.Mutex
 
 	// pods maps interfaces to pods for event readers, without mu.
 	pods atomic.Pointer[map[uint32]policy.PodRef]
@@ -224,6 +229,7 @@ func (d *Datapath) load() error {
 			stateComplete = false
 		}
 	}
+	d.adoptConntrackTogether(adopted)
 	if !stateComplete {
 		for _, name := range stateMaps() {
 			if m, ok := adopted[name]; ok {
@@ -302,6 +308,10 @@ func (d *Datapath) mapsByName() map[string]*ebpf.Map {
 		bpf.PalisadeMapEventBudget:   m.EventBudget,
 		bpf.PalisadeMapEndpointIps:   m.EndpointIps,
 		bpf.PalisadeMapServiceOrigin: m.ServiceOrigin,
+
+		bpf.PalisadeMapCtEndpointUsed:      m.CtEndpointUsed,
+		bpf.PalisadeMapCtEndpointCollected: m.CtEndpointCollected,
+		bpf.PalisadeMapEndpointEventBudget: m.EndpointEventBudget,
 	}
 }
 
