@@ -29,6 +29,10 @@ type Agent struct {
 	syncing atomic.Pointer[view]
 	ready   atomic.Bool
 	started atomic.Bool
+	// failure is the last Sync's error while it stands: /readyz is
+	// unready until a Sync succeeds.
+	failure atomic.Pointer[error]
+	events  *nodeEvents
 
 	// Owned by the loop goroutine.
 	alloc   *policy.IdentityAllocator
@@ -36,6 +40,7 @@ type Agent struct {
 	pending *view // compiled but not (fully) enforced: retried as is
 	invalid map[string]bool
 	missing map[policy.PodRef]bool
+	filling map[string]bool
 
 	// observed holds the adopted maps' numbers until the first
 	// compilation seeds alloc with them.
@@ -69,13 +74,18 @@ func New(cfg *rest.Config, opts Options) (*Agent, error) {
 		alloc:      policy.NewIdentityAllocator(nil),
 		invalid:    map[string]bool{},
 		missing:    map[policy.PodRef]bool{},
+		filling:    map[string]bool{},
 	}, nil
 }
 
-// Ready reports nil once a compiled State has been enforced.
+// Ready reports nil once a compiled State has been enforced, and while
+// no Sync has failed since the last one that succeeded.
 func (a *Agent) Ready() error {
 	if !a.ready.Load() {
 		return errors.New("no policy state enforced yet")
+	}
+	if err := a.failure.Load(); err != nil {
+		return fmt.Errorf("last sync failed, the pods it touched are isolated until one succeeds: %w", *err)
 	}
 	return nil
 }
@@ -121,6 +131,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("start enforcer: %w", err)
 	}
 	defer stopHTTP()
+
+	if a.events, err = newNodeEvents(ctx, a.cfg, a.opts.NodeName); err != nil {
+		log.Warn("report to the Node's events; failures are logged and counted only", "error", err)
+	} else {
+		defer a.events.stop()
+	}
 
 	w, err := newWatcher(a.cfg, a.opts.NodeName, a.opts.HostIPs == nil)
 	if err != nil {
@@ -233,9 +249,13 @@ func (a *Agent) apply(ctx context.Context, dp *datapath.Datapath, w *watcher, si
 			a.metrics.mapFull.Inc()
 		}
 		a.metrics.syncErrors.WithLabelValues(cause).Inc()
-		a.metrics.recordFill(stats.Fill)
+		a.checkFill(stats.Fill)
 		if ctx.Err() == nil {
-			log.Error("sync datapath; retrying (the maps allow no more than the old or the new state)", "error", err)
+			a.failure.Store(&err)
+			a.metrics.syncFailing.Set(1)
+			a.metrics.isolated.Set(float64(len(stats.Isolated)))
+			a.events.syncFailed(err, stats.Isolated)
+			log.Error("sync datapath; retrying with backoff, the pods it touched isolated meanwhile", "error", err, "isolated", len(stats.Isolated))
 		}
 		a.changes.restore(since)
 		return false
@@ -244,14 +264,18 @@ func (a *Agent) apply(ctx context.Context, dp *datapath.Datapath, w *watcher, si
 	a.view.Store(next)
 	// Only now: an event read between the two stores finds next in view.
 	a.syncing.Store(nil)
+	a.failure.Store(nil)
 	a.ready.Store(true)
+	a.events.syncRecovered()
 	m := a.metrics
+	m.syncFailing.Set(0)
+	m.isolated.Set(0)
 	m.syncs.Inc()
 	m.syncDuration.Observe(stats.Duration.Seconds())
 	m.lastSync.Set(float64(time.Now().UnixNano()) / 1e9)
 	m.endpoints.Set(float64(len(next.state.Endpoints) - len(stats.Unresolved)))
 	m.unresolved.Set(float64(len(stats.Unresolved)))
-	m.recordFill(stats.Fill)
+	a.checkFill(stats.Fill)
 	for kind, n := range next.objects {
 		m.objects.WithLabelValues(kind).Set(float64(n))
 	}

@@ -15,6 +15,8 @@ type metrics struct {
 	syncs          prometheus.Counter
 	syncErrors     *prometheus.CounterVec
 	mapFull        prometheus.Counter
+	syncFailing    prometheus.Gauge
+	isolated       prometheus.Gauge
 	syncDuration   prometheus.Histogram
 	compileTime    prometheus.Histogram
 	enforceLatency prometheus.Histogram
@@ -24,6 +26,8 @@ type metrics struct {
 	unresolved     prometheus.Gauge
 	mapEntries     *prometheus.GaugeVec
 	mapCapacity    *prometheus.GaugeVec
+	mapNeeded      *prometheus.GaugeVec
+	mapFill        *prometheus.GaugeVec
 	lastSync       prometheus.Gauge
 	flowRecords    *prometheus.CounterVec
 	conntrackGC    prometheus.Counter
@@ -40,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Datapath syncs that failed, by cause (map_full, other); each is retried with backoff."}, []string{"cause"}),
 		mapFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "palisade_enforcer_map_full_total",
 			Help: "Syncs stopped by a map at capacity; what the maps hold then allows no more than the old or the new State."}),
+		syncFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "palisade_enforcer_sync_failing",
+			Help: "1 while the last Sync failed (the pods it touched are isolated, /readyz is unready, retried with backoff), else 0."}),
+		isolated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "palisade_enforcer_isolated_endpoints",
+			Help: "Pods the last failed Sync left isolated both ways until a Sync succeeds; 0 after a success."}),
 		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "palisade_enforcer_sync_duration_seconds",
 			Help: "Time to write one compiled State into the datapath.", Buckets: latency}),
 		compileTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "palisade_enforcer_compile_duration_seconds",
@@ -58,6 +66,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Entries in each datapath state map after the last Sync."}, []string{"map"}),
 		mapCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "palisade_enforcer_map_capacity",
 			Help: "Capacity of each datapath state map."}, []string{"map"}),
+		mapNeeded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "palisade_enforcer_map_needed_entries",
+			Help: "Entries the last State synced (enforced or not) needs in each datapath state map."}, []string{"map"}),
+		mapFill: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "palisade_enforcer_map_fill_ratio",
+			Help: "Entries in use or needed, whichever is more, over the capacity of each datapath state map; warned about from 0.8, above 1 a Sync fails."}, []string{"map"}),
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "palisade_enforcer_last_sync_timestamp_seconds",
 			Help: "Unix time of the last completed Sync."}),
 		flowRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "palisade_enforcer_flow_records_total",
@@ -81,7 +93,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.syncs, m.syncErrors, m.mapFull, m.syncDuration, m.compileTime, m.enforceLatency,
+	for _, c := range []prometheus.Collector{m.syncs, m.syncErrors, m.mapFull, m.syncFailing, m.isolated, m.mapNeeded, m.mapFill, m.syncDuration, m.compileTime, m.enforceLatency,
 		m.invalidObjects, m.objects, m.endpoints, m.unresolved, m.mapEntries, m.mapCapacity, m.lastSync, m.flowRecords,
 		m.conntrackGC, m.eventsLost, m.datapath} {
 		errs = append(errs, reg.Register(c))
@@ -92,11 +104,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// recordFill publishes a Sync's map fill.
+// recordFill publishes a Sync's map fill, one gauge per map.
 func (m *metrics) recordFill(fill map[string]datapath.MapFill) {
 	for name, f := range fill {
 		m.mapEntries.WithLabelValues(name).Set(float64(f.Entries))
 		m.mapCapacity.WithLabelValues(name).Set(float64(f.Max))
+		m.mapNeeded.WithLabelValues(name).Set(float64(f.Wanted))
+		if f.Max > 0 {
+			m.mapFill.WithLabelValues(name).Set(float64(max(f.Entries, f.Wanted)) / float64(f.Max))
+		}
 	}
 }
 

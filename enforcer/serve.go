@@ -75,7 +75,8 @@ func (a *Agent) serveHTTP(ctx context.Context) (func(), error) {
 }
 
 // healthHandler serves /healthz (the process answers) and /readyz (a
-// State has been enforced since start).
+// State has been enforced since start and the last Sync did not fail: a
+// failing node is taken out of a rolling update's count of ready pods).
 func (a *Agent) healthHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
