@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -20,6 +22,16 @@ import (
 // policy's own order. Checks limited to classifications are skipped when ns
 // is nil.
 func (e *Evaluator) NetworkPolicy(np *networkingv1.NetworkPolicy, ns *corev1.Namespace) []Violation {
+	return e.NetworkPolicyAmong(np, ns, nil)
+}
+
+// NetworkPolicyAmong is NetworkPolicy for np among the other policies of
+// its namespace (its own earlier version, by name, is skipped). Policies
+// add up, so egress isolation without DNS is reported only when no policy
+// selecting all of np's pods (by selector: its podSelector requires no
+// more than np's does) allows DNS either: the baseline palisade-allow-dns,
+// with podSelector {}, covers every pod of a governed namespace.
+func (e *Evaluator) NetworkPolicyAmong(np *networkingv1.NetworkPolicy, ns *corev1.Namespace, others []networkingv1.NetworkPolicy) []Violation {
 	if np == nil {
 		return nil
 	}
@@ -27,7 +39,7 @@ func (e *Evaluator) NetworkPolicy(np *networkingv1.NetworkPolicy, ns *corev1.Nam
 	if nsName == "" && ns != nil {
 		nsName = ns.Name
 	}
-	j := netpolJudge{e: e, np: np, ns: ns, nsName: nsName, object: "networkpolicy " + showValue(nsName) + "/" + showValue(np.Name)}
+	j := netpolJudge{e: e, np: np, ns: ns, nsName: nsName, others: others, object: "networkpolicy " + showValue(nsName) + "/" + showValue(np.Name)}
 	for _, c := range e.netpol {
 		if !e.appliesIn(c, ns) {
 			continue
@@ -62,6 +74,7 @@ type netpolJudge struct {
 	np     *networkingv1.NetworkPolicy
 	ns     *corev1.Namespace
 	nsName string
+	others []networkingv1.NetworkPolicy
 	object string
 	out    []Violation
 }
@@ -158,17 +171,86 @@ func policyAffects(np *networkingv1.NetworkPolicy, t networkingv1.PolicyType) bo
 }
 
 func (j *netpolJudge) egressWithoutDNS() {
-	if !policyAffects(j.np, networkingv1.PolicyTypeEgress) {
+	if !policyAffects(j.np, networkingv1.PolicyTypeEgress) || allowsDNS(j.np, j.nsName) {
 		return
 	}
-	for _, r := range j.np.Spec.Egress {
-		if portsAllowDNS(r.Ports) && peersMayReachDNS(r.To, j.nsName) {
+	for i := range j.others {
+		o := &j.others[i]
+		if o.Name == j.np.Name || !policyAffects(o, networkingv1.PolicyTypeEgress) {
+			continue
+		}
+		if selectorCovers(&o.Spec.PodSelector, &j.np.Spec.PodSelector) && allowsDNS(o, j.nsName) {
 			return
 		}
 	}
 	j.add(RuleEgressWithoutDNS, "spec.egress",
-		"isolates egress but allows no DNS (UDP/TCP port 53), so its pods cannot resolve names unless another policy allows it",
+		"isolates egress and allows no DNS (UDP/TCP port 53), nor does any other policy in namespace "+showValue(j.nsName)+" selecting the same pods, so they cannot resolve names",
 		"add an egress rule to namespace kube-system pods k8s-app=kube-dns on UDP and TCP port 53")
+}
+
+func allowsDNS(np *networkingv1.NetworkPolicy, nsName string) bool {
+	for _, r := range np.Spec.Egress {
+		if portsAllowDNS(r.Ports) && peersMayReachDNS(r.To, nsName) {
+			return true
+		}
+	}
+	return false
+}
+
+// selectorCovers reports whether every pod sub selects is selected by sup,
+// judged from the selectors alone (pods may not exist yet): each of sup's
+// requirements must follow from one of sub's. It may answer false for a
+// pair that does cover (a warning too many), never true for one that does
+// not (a warning missed); a selector the API server would reject covers
+// nothing.
+func selectorCovers(sup, sub *metav1.LabelSelector) bool {
+	supSel, err := metav1.LabelSelectorAsSelector(sup)
+	if err != nil {
+		return false
+	}
+	subSel, err := metav1.LabelSelectorAsSelector(sub)
+	if err != nil {
+		return false
+	}
+	subReqs, _ := subSel.Requirements()
+	supReqs, _ := supSel.Requirements()
+	for _, r := range supReqs {
+		implied := false
+		for _, q := range subReqs {
+			if q.Key() == r.Key() && requirementImplies(q, r) {
+				implied = true
+				break
+			}
+		}
+		if !implied {
+			return false
+		}
+	}
+	return true
+}
+
+// requirementImplies reports whether every label set meeting q (on the
+// same key) meets r.
+func requirementImplies(q, r labels.Requirement) bool {
+	qVals, rVals := q.Values(), r.Values()
+	qIn := q.Operator() == selection.In || q.Operator() == selection.Equals || q.Operator() == selection.DoubleEquals
+	switch r.Operator() {
+	case selection.Exists:
+		return qIn || q.Operator() == selection.Exists
+	case selection.In, selection.Equals, selection.DoubleEquals:
+		return qIn && rVals.IsSuperset(qVals)
+	case selection.NotIn, selection.NotEquals:
+		switch {
+		case qIn:
+			return !qVals.HasAny(rVals.UnsortedList()...)
+		case q.Operator() == selection.NotIn || q.Operator() == selection.NotEquals:
+			return qVals.IsSuperset(rVals)
+		}
+		return q.Operator() == selection.DoesNotExist
+	case selection.DoesNotExist:
+		return q.Operator() == selection.DoesNotExist
+	}
+	return false
 }
 
 func portsAllowDNS(ports []networkingv1.NetworkPolicyPort) bool {

@@ -17,10 +17,12 @@ func TestNetworkPolicyChecks(t *testing.T) {
 	const (
 		podFix  = ", which is not an identity label, so it cannot select by identity: select pods by app, tier or env\n"
 		nsFix   = ", which is not part of a namespace's identity, so it cannot select by identity: select namespaces by kubernetes.io/metadata.name, owner, env or data-classification\n"
-		noDNS   = "isolates egress but allows no DNS (UDP/TCP port 53), so its pods cannot resolve names unless another policy allows it: add an egress rule to namespace kube-system pods k8s-app=kube-dns on UDP and TCP port 53\n"
 		openFix = " matches every address: name the address ranges the pods need\n"
 		allNS   = " {} admits pods from every namespace, and namespace shop holds pci data: select the namespaces allowed in, e.g. by kubernetes.io/metadata.name\n"
 	)
+	noDNS := func(ns string) string {
+		return "isolates egress and allows no DNS (UDP/TCP port 53), nor does any other policy in namespace " + ns + " selecting the same pods, so they cannot resolve names: add an egress rule to namespace kube-system pods k8s-app=kube-dns on UDP and TCP port 53\n"
+	}
 	for _, tc := range []struct {
 		name, policy string
 		ns           *corev1.Namespace
@@ -76,13 +78,13 @@ spec:
 		{"egress isolation without rules", `
 metadata: {name: p, namespace: web}
 spec: {podSelector: {}, policyTypes: [Egress]}
-`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS},
+`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS("web")},
 		{"egress rules imply Egress when policyTypes is unset", `
 metadata: {name: p, namespace: web}
 spec:
   podSelector: {}
   egress: [{ports: [{port: 443}]}]
-`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS},
+`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS("web")},
 		{"ingress-only policy", `
 metadata: {name: p, namespace: web}
 spec: {podSelector: {}, ingress: [{}]}
@@ -114,7 +116,7 @@ spec:
   podSelector: {}
   policyTypes: [Egress]
   egress: [{to: [{podSelector: {matchLabels: {app: dns}}}], ports: [{port: 53, protocol: UDP}]}]
-`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS},
+`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS("web")},
 		{"own-namespace peers in kube-system", `
 metadata: {name: p, namespace: kube-system}
 spec:
@@ -135,7 +137,7 @@ spec:
   podSelector: {}
   policyTypes: [Egress]
   egress: [{to: [{ipBlock: {cidr: 10.96.0.0/12}}], ports: [{port: 54, endPort: 60, protocol: UDP}]}]
-`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS},
+`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS("web")},
 		{"DNS by port name", `
 metadata: {name: p, namespace: web}
 spec:
@@ -149,7 +151,7 @@ spec:
   podSelector: {}
   policyTypes: [Egress]
   egress: [{to: [{namespaceSelector: {}}], ports: [{port: domain}]}]
-`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS},
+`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS("web")},
 		{"protocol without port", `
 metadata: {name: p, namespace: web}
 spec:
@@ -163,7 +165,7 @@ spec:
   podSelector: {}
   policyTypes: [Egress]
   egress: [{to: [{namespaceSelector: {}}], ports: [{port: 53, protocol: SCTP}]}]
-`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS},
+`, public, "warn [netpol-egress-without-dns] networkpolicy web/p: " + noDNS("web")},
 
 		// netpol-open-cidr
 		{"open CIDRs, IPv4 and IPv6, ingress and egress", `
@@ -255,14 +257,14 @@ spec:
   egress: [{to: [{ipBlock: {cidr: "::/0"}}], ports: [{port: 443}]}]
 `, pci, "" +
 			"warn [netpol-non-identity-selector] networkpolicy shop/p: spec.podSelector selects on pod label role" + podFix +
-			"warn [netpol-egress-without-dns] networkpolicy shop/p: " + noDNS +
+			"warn [netpol-egress-without-dns] networkpolicy shop/p: " + noDNS("shop") +
 			`warn [netpol-open-cidr] networkpolicy shop/p: spec.ingress[0].from[0].ipBlock.cidr "0.0.0.0/0"` + openFix +
 			`warn [netpol-open-cidr] networkpolicy shop/p: spec.egress[0].to[0].ipBlock.cidr "::/0"` + openFix +
 			"deny [netpol-regulated-all-namespaces] networkpolicy shop/p: spec.ingress[1] has no from, so it admits every source, and namespace shop holds pci data: list the allowed sources in from\n"},
 		{"hostile name stays on one line", `
 metadata: {name: "p\nq", namespace: web}
 spec: {podSelector: {}, policyTypes: [Egress]}
-`, public, `warn [netpol-egress-without-dns] networkpolicy web/"p\nq": ` + noDNS},
+`, public, `warn [netpol-egress-without-dns] networkpolicy web/"p\nq": ` + noDNS("web")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vs := e.NetworkPolicy(policyFromYAML(t, tc.policy), tc.ns)

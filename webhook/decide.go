@@ -198,8 +198,10 @@ func (d *decider) observe(webhook string, req admission.Request, rec audit.Decis
 
 // event leaves a Warning in the request's namespace, regarding the denied
 // object, so that the namespace's owners see denials with kubectl get
-// events, not only the requester. A denied Namespace's event lands in
-// "default", where events about cluster-scoped objects live.
+// events, not only the requester. A Namespace whose creation was denied
+// does not exist, and the API server refuses an event in it: that event
+// goes to Palisade's own namespace (the release namespace), still naming
+// the namespace (regarding Kind Namespace, its name, and the note).
 func (d *decider) event(req admission.Request, rec audit.DecisionRecord) {
 	if d.opts.Events == nil {
 		return
@@ -219,10 +221,16 @@ func (d *decider) event(req admission.Request, rec audit.DecisionRecord) {
 	if name == "" {
 		name = "(generated)"
 	}
+	namespace := req.Namespace
+	if req.Kind.Group == "" && req.Kind.Kind == "Namespace" && req.Operation == "CREATE" {
+		// The events API requires regarding's namespace to be the
+		// event's own.
+		namespace = d.opts.Namespace
+	}
 	regarding := &corev1.ObjectReference{
 		APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
 		Kind:       req.Kind.Kind,
-		Namespace:  req.Namespace,
+		Namespace:  namespace,
 		Name:       name,
 	}
 	d.opts.Events.Eventf(regarding, nil, corev1.EventTypeWarning, "AdmissionDenied", string(req.Operation), "%s", note)

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/palisade-dev/palisade/rules"
@@ -51,7 +52,23 @@ func (j netpolJudge) validate(ctx context.Context, req admission.Request) (verdi
 	case !j.governed(ns):
 		return verdict{ns: ns, note: "namespace not governed"}, nil
 	}
-	return verdict{ns: ns, governed: true, violations: j.opts.Evaluator.NetworkPolicy(np, ns)}, nil
+	violations := j.opts.Evaluator.NetworkPolicy(np, ns)
+	for _, v := range violations {
+		if v.RuleID != rules.RuleEgressWithoutDNS {
+			continue
+		}
+		// Policies add up: weigh the namespace's other policies (the
+		// baseline's DNS policy among them) before warning. They are
+		// listed past the cache, which holds only Palisade's own; a
+		// policy without the warning costs no list.
+		var list networkingv1.NetworkPolicyList
+		if err := j.opts.APIReader.List(ctx, &list, client.InNamespace(req.Namespace)); err != nil {
+			return verdict{}, fmt.Errorf("list networkpolicies in %s: %w", req.Namespace, err)
+		}
+		violations = j.opts.Evaluator.NetworkPolicyAmong(np, ns, list.Items)
+		break
+	}
+	return verdict{ns: ns, governed: true, violations: violations}, nil
 }
 
 func (j netpolJudge) managedViolation(req admission.Request, object string, np, old *networkingv1.NetworkPolicy, ns *corev1.Namespace) rules.Violation {

@@ -90,6 +90,9 @@ func (o op) len() int {
 //     transitIdentity if it changes (no rule names it). Set before any
 //     allow is withdrawn, so that an endpoint losing its last open
 //     direction never sees the old allows without its new isolation.
+//     Endpoints cur lacks are written here too, isolated both ways with
+//     transitIdentity (see newEndpointTransit): a plan that stops at any
+//     later step (ErrMapFull) leaves them closed, never unmanaged.
 //  2. endpoint_ips entries next lacks or points elsewhere are deleted: a
 //     packet judged after DNAT whose source address has no entry is
 //     dropped, so no moment judges it as another pod's egress.
@@ -145,7 +148,11 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 	for _, idx := range sortedKeys(next.Endpoints, cmpUint32) {
 		old, ok := cur.Endpoints[idx]
 		nv := next.Endpoints[idx]
-		if !ok || (old.Identity == nv.Identity && old.Flags == nv.Flags) {
+		if !ok {
+			transit.add(idx, newEndpointTransit(nextRevision()))
+			continue
+		}
+		if old.Identity == nv.Identity && old.Flags == nv.Flags {
 			continue
 		}
 		t := old
@@ -237,6 +244,16 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 	}
 	add(op{step: "add pod addresses", target: mapEndpointIPs, keys: ipsUp.keys, values: ipsUp.values})
 	return ops, final
+}
+
+// newEndpointTransit is what an endpoint the maps do not hold yet holds
+// until the plan's last steps: both directions isolated, no audit, and an
+// identity no rule is keyed by, so nothing but the host's ingress (always
+// let through) reaches it. Its revision is its own (not the final one), so that flows
+// judged meanwhile are judged again once the endpoint holds its value.
+// Sync writes the same value to the endpoints a failed plan touched.
+func newEndpointTransit(revision uint32) bpf.PalisadeEndpointValue {
+	return bpf.PalisadeEndpointValue{Identity: transitIdentity, Flags: isolationFlags, Revision: revision}
 }
 
 // affectedLocals returns whether an endpoint (by its next value) may judge
