@@ -25,11 +25,14 @@ import (
 
 // One real control plane for the package's API tests.
 var (
-	apiCfg   *rest.Config
-	admin    client.Client
-	skipWhy  string
-	fixtures int
-	fixMu    sync.Mutex
+	apiCfg *rest.Config
+	admin  client.Client
+	// clientAuth is what the API server presents to webhooks, and what
+	// a webhook started by a test trusts.
+	clientAuth *testenv.WebhookClientAuth
+	skipWhy    string
+	fixtures   int
+	fixMu      sync.Mutex
 )
 
 func TestMain(m *testing.M) {
@@ -43,6 +46,18 @@ func runMain(m *testing.M) int {
 		return m.Run()
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	// The API server presents its client certificate to the webhooks it
+	// calls, as the README's Install section has a cluster do.
+	authDir, err := os.MkdirTemp("", "palisade-certs-client-auth-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "create client auth dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(authDir)
+	if clientAuth, err = testenv.ConfigureWebhookClientAuth(env, authDir); err != nil {
+		fmt.Fprintln(os.Stderr, "configure webhook client auth:", err)
+		return 1
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start control plane:", err)

@@ -93,6 +93,7 @@ func TestWebhookServesWithManagedCertificates(t *testing.T) {
 				ServiceAccount: "system:serviceaccount:" + f.ns + ":palisade-webhook",
 			},
 			Host: "127.0.0.1", Port: port, CertDir: dir, MetricsAddr: "0", HealthAddr: "0",
+			ClientCAFile: clientAuth.CAFile, ClientNames: []string{clientAuth.ClientName},
 		})
 	}()
 	t.Cleanup(func() {
