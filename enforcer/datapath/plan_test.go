@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/palisade-dev/palisade/bpf"
@@ -446,5 +447,99 @@ func TestPlanOfEqualEntriesIsEmpty(t *testing.T) {
 	ops, _ := plan(e, e.clone(), func() uint32 { t.Fatal("revision taken for no change"); return 0 })
 	if len(ops) != 0 {
 		t.Errorf("plan for no change has %d ops: %+v", len(ops), ops)
+	}
+}
+
+// TestPlanWritesNewEndpointsIsolatedFirst stops plans between random map
+// contents after every element: once the first step has run, an endpoint
+// the old contents lacked (unmanaged, passing everything) passes only what
+// the new contents let it pass (or the host's ingress), so a plan cut short by a full map never
+// leaves a new pod open. The first op holds every new endpoint, isolated
+// both ways with the transitional identity.
+func TestPlanWritesNewEndpointsIsolatedFirst(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	probes := allProbes()
+	for i := range 300 {
+		old, next := randomEntries(r), randomEntries(r)
+		for k, v := range next.Endpoints {
+			v.Revision = 0
+			next.Endpoints[k] = v
+		}
+		var added []uint32
+		for idx := range next.Endpoints {
+			if _, ok := old.Endpoints[idx]; !ok {
+				added = append(added, idx)
+			}
+		}
+		counter := uint32(1000)
+		ops, final := plan(old, next, func() uint32 { counter++; return counter })
+		if len(added) == 0 {
+			continue
+		}
+		first := ops[0]
+		if first.target != mapEndpoints || first.delete || first.step != "tighten endpoints" {
+			t.Fatalf("case %d: first op is %q on %s, want the tightened endpoints", i, first.step, first.target)
+		}
+		firstKeys, firstValues := first.keys.([]uint32), first.values.([]bpf.PalisadeEndpointValue)
+		for _, idx := range added {
+			j := slices.Index(firstKeys, idx)
+			if j < 0 {
+				t.Fatalf("case %d: new endpoint %d not in the first op", i, idx)
+			}
+			v := firstValues[j]
+			if v.Identity != transitIdentity || v.Flags != isolationFlags || v.Revision == 0 || v.Revision == final[idx].Revision {
+				t.Fatalf("case %d: new endpoint %d first written as %+v, want isolated, identity %d, a revision of its own", i, idx, v, transitIdentity)
+			}
+		}
+		newPass := make([]bool, len(probes))
+		for j, p := range probes {
+			newPass[j], _ = modelVerdict(next, p.ifindex, p.dir, p.addr, p.proto, p.port)
+		}
+		cur := old.clone()
+		applyOp(&cur, first, first.len())
+		for _, o := range ops[1:] {
+			for n := 0; n <= o.len(); n++ {
+				mid := cur.clone()
+				applyOp(&mid, o, n)
+				for j, p := range probes {
+					if !slices.Contains(added, p.ifindex) {
+						continue
+					}
+					// The host's ingress passes every endpoint; what
+					// is the host's may change during the plan.
+					fromHost := p.dir == uint8(bpf.PalisadeDirectionDIR_INGRESS) && modelLookup(mid.IPs, p.addr) == uint32(bpf.PalisadeIdentityIDENTITY_HOST)
+					if pass, _ := modelVerdict(mid, p.ifindex, p.dir, p.addr, p.proto, p.port); pass && !newPass[j] && !fromHost {
+						t.Fatalf("case %d: stopped after %d of %q, new endpoint: %s passes; the new state does not let it", i, n, o.step, p)
+					}
+				}
+			}
+			applyOp(&cur, o, o.len())
+		}
+	}
+}
+
+// TestPlanNewEndpointFullMapLeavesItClosed is the case the ordering is
+// for: a new pod in an unisolated namespace (next passes everything) whose
+// allows do not fit. Cut after the first op, the pod is isolated.
+func TestPlanNewEndpointFullMapLeavesItClosed(t *testing.T) {
+	cur := newEntries()
+	next := newEntries()
+	next.Endpoints[7] = bpf.PalisadeEndpointValue{Identity: 256, Flags: fIn}
+	next.Policy[bpf.PalisadePolicyKey{LocalIdentity: 256, Direction: 1, Protocol: 6, Dport: 80}] = bpf.PalisadePolicyValue{Verdict: allow, RuleId: 1}
+	rev := uint32(0)
+	ops, _ := plan(cur, next, func() uint32 { rev++; return rev })
+	var steps []string
+	for _, o := range ops {
+		steps = append(steps, o.step)
+	}
+	if want := []string{"tighten endpoints", "add allows", "set endpoints"}; !slices.Equal(steps, want) {
+		t.Fatalf("steps %q, want %q", steps, want)
+	}
+	mid := cur.clone()
+	applyOp(&mid, ops[0], ops[0].len())
+	for _, dir := range []uint8{1, 2} {
+		if pass, _ := modelVerdict(mid, 7, dir, netip.MustParseAddr("10.1.2.3"), 6, 80); pass {
+			t.Errorf("direction %d passes with the allows not written", dir)
+		}
 	}
 }
