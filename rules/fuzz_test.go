@@ -167,6 +167,19 @@ func FuzzEvaluateNetworkPolicy(f *testing.F) {
 				t.Fatalf("%s acts %s, ActionFor says %s", v.RuleID, v.Action, want)
 			}
 		}
+		// Policies add up: among the baseline (DNS for every pod) the DNS
+		// warning goes, and nothing else changes (unless np is named as
+		// the DNS policy, whose earlier version it then stands for).
+		among := e.NetworkPolicyAmong(np, ns, BaselinePolicies(np.Namespace, Default().ProfileFor(ns.Labels)))
+		var rest []Violation
+		for _, v := range vs {
+			if v.RuleID != RuleEgressWithoutDNS {
+				rest = append(rest, v)
+			}
+		}
+		if np.Name != PolicyAllowDNS && render(among) != render(rest) {
+			t.Fatalf("among the baseline:\n%s\nwant:\n%s", render(among), render(rest))
+		}
 		// Without the namespace only the classification-limited check is lost.
 		if got, want := len(e.NetworkPolicy(np, nil)), len(vs)-countRule(vs, RuleRegulatedAllNS); got != want {
 			t.Fatalf("%d findings without the namespace, want %d", got, want)
