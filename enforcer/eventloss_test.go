@@ -1,6 +1,7 @@
 package enforcer
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -42,5 +43,23 @@ func TestLossRecordNamesThePod(t *testing.T) {
 	}
 	if r := lossRecord("node1", at, datapath.EventLoss{Ifindex: 9, Lost: 2}); r.Pod != "" || r.Reason[:len("2 events of interface 9 lost")] != "2 events of interface 9 lost" {
 		t.Errorf("record of an unknown interface %+v", r)
+	}
+}
+
+// A flow refused because its pod's conntrack share (or the node's table)
+// is used up says so, naming the pod.
+func TestExplainConntrackRefusals(t *testing.T) {
+	v := flowView(t)
+	web := policy.PodRef{Namespace: "x", Name: "web"}
+	ev := datapath.Event{Ifindex: 7, Pod: web, Direction: policy.Egress, Protocol: policy.ProtocolUDP, Verdict: datapath.VerdictDrop,
+		Src: netip.MustParseAddrPort("10.0.0.1:40000"), Dst: netip.MustParseAddrPort("10.0.0.2:53")}
+	for reason, want := range map[datapath.Reason]string{
+		datapath.ReasonConntrackEndpointLimit: "egress of x/web: new flow refused: the pod holds its whole share of the node's conntrack table (its established flows are kept)",
+		datapath.ReasonConntrackTableFull:     "egress of x/web: new flow refused: the node's conntrack table is full (established flows are kept)",
+	} {
+		ev.Reason = reason
+		if r := explain("node1", v, ev); r.Reason != want || r.Verdict != "dropped" || r.Pod != "x/web" {
+			t.Errorf("%s: got %+v, want reason %q", reason, r, want)
+		}
 	}
 }
