@@ -237,3 +237,18 @@ func (f *InterfaceFinder) linkExists(idx uint32) bool {
 	var notFound netlink.LinkNotFoundError
 	return !errors.As(err, &notFound) && !errors.Is(err, unix.ENODEV)
 }
+
+// solicit asks the kernel to resolve a on interface idx (NTF_USE: an ARP
+// request or neighbour solicitation from the node). The pod answering it
+// also learns the node's address: a pod whose own first request was
+// dropped (its addresses not yet known) need not wait for its kernel's
+// retry, a second later. Best effort: a failure only costs that wait.
+func (f *InterfaceFinder) solicit(idx uint32, a netip.Addr) {
+	family := unix.AF_INET
+	if a.Is6() {
+		family = unix.AF_INET6
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.h.NeighSet(&netlink.Neigh{LinkIndex: int(idx), Family: family, IP: net.IP(a.AsSlice()), Flags: netlink.NTF_USE})
+}

@@ -43,6 +43,9 @@ type quarantine struct {
 	// interface holds.
 	peers map[uint32]peerRef
 	addrs map[uint32][]bpf.PalisadeAddrKey
+	// polled is when every quarantined interface's addresses were last
+	// looked for.
+	polled time.Time
 }
 
 // peerRef is a veth's other end: its namespace id and index there.
@@ -396,17 +399,30 @@ func (d *Datapath) QuarantinedInterfaces() int {
 	return len(d.quarantine.since)
 }
 
-// addressPoll is how often quarantined interfaces' pod addresses are
-// looked for.
-const addressPoll = 50 * time.Millisecond
+// addressPoll is how often the pod addresses of quarantined interfaces
+// that have none yet are looked for (a pod's first ARP request waits for
+// them: one dropped is retried by its kernel only a second later);
+// addressRepoll how often those of every quarantined interface are
+// (addresses added later).
+const (
+	addressPoll   = 10 * time.Millisecond
+	addressRepoll = 500 * time.Millisecond
+)
 
-// learnQuarantinedAddrs looks for the pod addresses of every quarantined
-// interface.
+// learnQuarantinedAddrs looks for the pod addresses of the quarantined
+// interfaces: those without any at every call, all of them every
+// addressRepoll.
 func (d *Datapath) learnQuarantinedAddrs() {
 	d.mu.Lock()
+	all := time.Since(d.quarantine.polled) >= addressRepoll
+	if all {
+		d.quarantine.polled = time.Now()
+	}
 	idxs := make([]uint32, 0, len(d.quarantine.since))
 	for idx := range d.quarantine.since {
-		idxs = append(idxs, idx)
+		if all || len(d.quarantine.addrs[idx]) == 0 {
+			idxs = append(idxs, idx)
+		}
 	}
 	d.mu.Unlock()
 	for _, idx := range idxs {
@@ -461,5 +477,6 @@ func (d *Datapath) learnAddrs(idx uint32) {
 		}
 		d.applied.EndpointIPs[k] = v
 		d.quarantine.addrs[idx] = append(d.quarantine.addrs[idx], k)
+		d.finder.solicit(idx, a)
 	}
 }
