@@ -54,7 +54,7 @@ func TestExplainConntrackRefusals(t *testing.T) {
 	ev := datapath.Event{Ifindex: 7, Pod: web, Direction: policy.Egress, Protocol: policy.ProtocolUDP, Verdict: datapath.VerdictDrop,
 		Src: netip.MustParseAddrPort("10.0.0.1:40000"), Dst: netip.MustParseAddrPort("10.0.0.2:53")}
 	for reason, want := range map[datapath.Reason]string{
-		datapath.ReasonConntrackEndpointLimit: "egress of x/web: new flow refused: the pod holds its whole share of the node's conntrack table (its established flows are kept)",
+		datapath.ReasonConntrackEndpointLimit: "egress of x/web: new flow refused: the conntrack share it counts in is used up (the pod's own, or for a flow from another pod of the node, the sender's); established flows are kept",
 		datapath.ReasonConntrackTableFull:     "egress of x/web: new flow refused: the node's conntrack table is full (established flows are kept)",
 	} {
 		ev.Reason = reason

@@ -188,7 +188,7 @@ func explain(node string, v *view, ev datapath.Event) FlowRecord {
 		r.Source.Namespace, r.Source.Pod = ev.Pod.Namespace, ev.Pod.Name
 		r.Reason = fmt.Sprintf("%s: spoofed source: %s is not one of its addresses (dropped in every mode)", subject, forged)
 	case datapath.ReasonConntrackEndpointLimit:
-		r.Reason = fmt.Sprintf("%s: new flow refused: the pod holds its whole share of the node's conntrack table (its established flows are kept)", subject)
+		r.Reason = fmt.Sprintf("%s: new flow refused: the conntrack share it counts in is used up (the pod's own, or for a flow from another pod of the node, the sender's); established flows are kept", subject)
 	case datapath.ReasonConntrackTableFull:
 		r.Reason = fmt.Sprintf("%s: new flow refused: the node's conntrack table is full (established flows are kept)", subject)
 	case datapath.ReasonRouterMessage:

@@ -64,8 +64,10 @@ const (
 	// dropped in every mode.
 	ReasonRouterMessage = Reason(bpf.PalisadeReasonREASON_ROUTER_MESSAGE)
 	// ReasonConntrackEndpointLimit: a new flow that needs tracking (a
-	// direction of its pod is isolated) while the pod holds its whole
-	// share of the conntrack table (bpf.Config.ConntrackPerEndpoint).
+	// direction of its pod is isolated) while the share of the conntrack
+	// table it counts in is used up (bpf.Config.ConntrackPerEndpoint):
+	// the pod's own, or for a flow into it from another pod of the node,
+	// the sender's.
 	ReasonConntrackEndpointLimit = Reason(bpf.PalisadeReasonREASON_CT_ENDPOINT_LIMIT)
 	// ReasonConntrackTableFull: a new flow that needs tracking while the
 	// node's conntrack table is full.
@@ -103,7 +105,7 @@ func (r Reason) String() string {
 	case ReasonRouterMessage:
 		return "router message from a pod"
 	case ReasonConntrackEndpointLimit:
-		return "the pod's conntrack share is used up"
+		return "conntrack share used up"
 	case ReasonConntrackTableFull:
 		return "the node's conntrack table is full"
 	}
