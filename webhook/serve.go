@@ -3,9 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -21,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/palisade-dev/palisade/internal/metricsserve"
 	"github.com/palisade-dev/palisade/rules"
@@ -106,29 +102,12 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 		}
 		o.Metrics = m
 	}
-	server := &admissionServer{
-		host: o.Host, port: o.Port, certDir: o.CertDir, readTimeout: o.ReadTimeout,
-		slots: make(chan struct{}, o.MaxConcurrentRequests), metrics: o.Metrics,
-		log: o.Log.WithName("admission-server"), mux: http.NewServeMux(),
-	}
-	if server.port == 0 {
-		server.port = ctrlwebhook.DefaultPort
-	}
-	if server.certDir == "" {
-		server.certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
-	}
-	if o.ClientCAFile != "" {
-		auth, err := newClientAuth(o.ClientCAFile, o.ClientNames, o.Metrics, server.log)
-		if err != nil {
-			return err
-		}
-		server.auth = auth
-	} else {
-		o.Log.Info("WARNING: webhook callers are not authenticated (no client CA): anyone who reaches the admission port can have a forged AdmissionReview judged, recorded and turned into an Event; configure the API server's client certificate (README: Admission: who may call the webhook)")
+	server, err := newAdmissionServer(o)
+	if err != nil {
+		return err
 	}
 	var metricsServer *metricsserve.Server
 	if o.MetricsAddr != "0" {
-		var err error
 		gatherer := o.MetricsGatherer
 		if gatherer == nil {
 			gatherer = ctrlmetrics.Registry
@@ -139,6 +118,8 @@ func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
 		if err != nil {
 			return err
 		}
+		// Released however Serve ends, started or not.
+		defer metricsServer.Close()
 	}
 	managed := labels.SelectorFromSet(labels.Set{rules.LabelManagedBy: rules.ManagedByValue})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{

@@ -5,16 +5,20 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // Server limits, see ServeOptions.
@@ -47,6 +51,32 @@ type admissionServer struct {
 
 	mu      sync.Mutex
 	started bool
+}
+
+// newAdmissionServer builds the server o describes; o's defaults are
+// already filled in.
+func newAdmissionServer(o ServeOptions) (*admissionServer, error) {
+	s := &admissionServer{
+		host: o.Host, port: o.Port, certDir: o.CertDir, readTimeout: o.ReadTimeout,
+		slots: make(chan struct{}, o.MaxConcurrentRequests), metrics: o.Metrics,
+		log: o.Log.WithName("admission-server"), mux: http.NewServeMux(),
+	}
+	if s.port == 0 {
+		s.port = ctrlwebhook.DefaultPort
+	}
+	if s.certDir == "" {
+		s.certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	if o.ClientCAFile == "" {
+		o.Log.Info("WARNING: webhook callers are not authenticated (no client CA): anyone who reaches the admission port can have a forged AdmissionReview judged, recorded and turned into an Event; configure the API server's client certificate (README: Admission: who may call the webhook)")
+		return s, nil
+	}
+	auth, err := newClientAuth(o.ClientCAFile, o.ClientNames, o.Metrics, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
+	return s, nil
 }
 
 func (s *admissionServer) NeedLeaderElection() bool { return false }
@@ -123,6 +153,9 @@ func (s *admissionServer) Start(ctx context.Context) error {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeader,
+		// Failed handshakes and the like: at debug level, so a scan of
+		// the port cannot flood the log.
+		ErrorLog: log.New(logWriter{s.log.V(1)}, "", 0),
 	}
 	done := make(chan struct{})
 	go func() {
@@ -143,6 +176,14 @@ func (s *admissionServer) Start(ctx context.Context) error {
 	}
 	<-done
 	return nil
+}
+
+// logWriter turns net/http's error log lines into log entries.
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // StartedChecker passes once the server accepts TLS connections.

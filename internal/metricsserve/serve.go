@@ -163,6 +163,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // SubjectAccessReview).
 func (s *Server) Secure() bool { return s.secure }
 
+// Close releases the address; after Run it is a no-op.
+func (s *Server) Close() {
+	_ = s.ln.Close()
+}
+
 // Run serves until ctx ends, then shuts the server down.
 func (s *Server) Run(ctx context.Context) error {
 	if s.watch != nil {
