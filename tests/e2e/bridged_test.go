@@ -217,6 +217,7 @@ func TestBridgedNode(t *testing.T) {
 	t.Run("same bridge: flow records of both ends", func(t *testing.T) { testBridgedBothEndsRecords(t, w, n) })
 	t.Run("address reuse on the bridge gets no stale allow", func(t *testing.T) { testBridgedAddressReuse(t, w, n) })
 	t.Run("address reuse by a silent pod on the bridge is enforced", func(t *testing.T) { testBridgedSilentReuse(t, w, n) })
+	t.Run("first packets on the bridge: quarantined until known", func(t *testing.T) { testBridgedFirstPacket(t, w, n) })
 }
 
 // withBridgedPolicies is withPolicies also waiting for n's enforcer.

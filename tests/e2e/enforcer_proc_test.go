@@ -66,9 +66,9 @@ func (w *world) newEnforcer(n *node) *enforcerProc {
 		"--metrics-bind-address", e.metricsAddr,
 		"--health-probe-bind-address", e.healthAddr,
 		"--host-ips", strings.Join(n.net.hostIP, ","),
-		// The routed nodes' pod interfaces (world.podNetwork): each is
+		// The pod interfaces, routed (world.podNetwork) and bridged: each is
 		// quarantined from its first packet until its pod is known.
-		"--pod-interfaces", "v*",
+		"--pod-interfaces", "v*,b*",
 	}
 	if w.enforcerServiceCIDR {
 		for _, cidr := range serviceCIDRs {

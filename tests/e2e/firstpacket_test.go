@@ -280,3 +280,76 @@ func BenchmarkQuarantineRelease(b *testing.B) {
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[(len(all)*99)/100].Microseconds())/1000, "p99-ms")
 }
+
+// testBridgedFirstPacket: on a bridge (a port of cni0, no route of its
+// own), a pod of a default-deny namespace sends from the moment its
+// interface exists: nothing reaches a pod on the same bridge before or
+// after its object; a pod of an open namespace then connects, which needs
+// the enforcer to find its port through the neighbour table while it is
+// in quarantine.
+func testBridgedFirstPacket(t *testing.T, w *world, n *node) {
+	ctx := context.Background()
+	withBridgedPolicies(t, w, n, denyAllZ)
+	target := w.pods["x/d"]
+	got := countArrivals(t, w, target, 7073)
+	v4, v6 := w.nextAddrs(n)
+	p, err := w.bridgedPodNetwork("z", "early", n, v4, v6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := w.deletePod(ctx, p); err != nil {
+			t.Error(err)
+		}
+	})
+	targets := []netip.AddrPort{netip.AddrPortFrom(target.v4, 7073), netip.AddrPortFrom(target.v6, 7073)}
+	s := startSender(p, targets)
+	defer s.finish()
+	time.Sleep(500 * time.Millisecond)
+	if err := w.podObject(ctx, p, "early"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.settledWith(ctx, n, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	sent, _ := s.finish()
+	if k := got.count(v4, v6); k != 0 {
+		t.Errorf("%d of %d sends of default-deny pod %s on the bridge reached %s", k, sent, p.ref(), target.ref())
+	}
+
+	v4, v6 = w.nextAddrs(n)
+	open, err := w.bridgedPodNetwork("y", "late", n, v4, v6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := w.deletePod(ctx, open); err != nil {
+			t.Error(err)
+		}
+	})
+	s = startSender(open, targets[:1])
+	defer s.finish()
+	time.Sleep(300 * time.Millisecond)
+	if k := got.count(v4, v6); k != 0 {
+		t.Fatalf("%d sends of %s on the bridge arrived before its pod was known", k, open.ref())
+	}
+	start := time.Now()
+	if err := w.podObject(ctx, open, "late"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		connected := s.connected
+		s.mu.Unlock()
+		if !connected.IsZero() {
+			t.Logf("bridged pod object reported → first connection: %v", connected.Sub(start))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bridged pod %s of an open namespace never connected once its object existed", open.ref())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
