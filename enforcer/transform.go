@@ -37,9 +37,9 @@ func minimalMeta(m *metav1.ObjectMeta, annotations ...string) metav1.ObjectMeta 
 	return out
 }
 
-// transformPod keeps name, namespace, labels, node, host networking,
-// container ports (of containers and of sidecar init containers, which
-// keep serving), phase and addresses.
+// transformPod keeps name, namespace, labels, the source-ranges
+// annotation, node, host networking, container ports (of containers and
+// of sidecar init containers, which keep serving), phase and addresses.
 func transformPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -47,7 +47,7 @@ func transformPod(obj any) (any, error) {
 	}
 	out := &corev1.Pod{
 		TypeMeta:   p.TypeMeta,
-		ObjectMeta: minimalMeta(&p.ObjectMeta),
+		ObjectMeta: minimalMeta(&p.ObjectMeta, policy.AnnotationSourceCIDRs),
 		Spec: corev1.PodSpec{
 			NodeName:    p.Spec.NodeName,
 			HostNetwork: p.Spec.HostNetwork,

@@ -20,7 +20,7 @@ func fullPod() *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web", Namespace: "shop", UID: "u1", ResourceVersion: "7",
 			Labels:          map[string]string{"app": "web", "pod-template-hash": "abc"},
-			Annotations:     map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+			Annotations:     map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}", policy.AnnotationSourceCIDRs: "10.9.0.0/16"},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 			OwnerReferences: []metav1.OwnerReference{{Name: "web-abc"}},
 		},
@@ -58,7 +58,8 @@ func TestTransformsKeepOnlyWhatTheCompilerReads(t *testing.T) {
 			name: "pod",
 			in:   fullPod(),
 			want: &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "u1", ResourceVersion: "7", Labels: map[string]string{"app": "web", "pod-template-hash": "abc"}},
+				ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "u1", ResourceVersion: "7", Labels: map[string]string{"app": "web", "pod-template-hash": "abc"},
+					Annotations: map[string]string{policy.AnnotationSourceCIDRs: "10.9.0.0/16"}},
 				Spec: corev1.PodSpec{
 					NodeName:       "node1",
 					InitContainers: []corev1.Container{{Name: "proxy", RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "proxy", ContainerPort: 15001}}}},

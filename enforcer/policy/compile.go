@@ -51,6 +51,9 @@ type podInfo struct {
 	byIP     []*workload // the identity of each address
 	identity *workload   // the endpoint's identity
 	local    bool
+
+	// sources are the ranges of AnnotationSourceCIDRs.
+	sources []netip.Prefix
 }
 
 type cidrIdentity struct {
@@ -218,6 +221,14 @@ func (cp *compiler) readPods(list []corev1.Pod) {
 		}
 		ns := cp.namespace(ref.Namespace)
 		info := podInfo{ref: ref, local: cp.opts.NodeName == "" || pod.Spec.NodeName == cp.opts.NodeName}
+		if v, ok := pod.Annotations[AnnotationSourceCIDRs]; ok {
+			sources, err := parseSourceCIDRs(v)
+			if err != nil {
+				// Fail closed: no extra source at all, not the valid part.
+				cp.fail(&InvalidObjectError{Kind: "pod", Name: ref.String(), Problem: fmt.Sprintf("metadata.annotations[%s]: Invalid value: %q: %v (no extra source ranges are allowed)", AnnotationSourceCIDRs, v, err)})
+			}
+			info.sources = sources
+		}
 		for _, a := range podAddrs(pod, func(s string) {
 			cp.fail(&InvalidObjectError{Kind: "pod", Name: ref.String(), Problem: fmt.Sprintf("status.podIPs: Invalid value: %q: must be a valid IP address", s)})
 		}) {

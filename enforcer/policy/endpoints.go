@@ -73,7 +73,7 @@ func (cp *compiler) endpoints(locals []*workload, rules []Rule) []LocalEndpoint 
 			Pod: pod.ref, IPs: slices.Clone(pod.ips), Identity: pod.identity.id,
 			IngressIsolated: len(is.ingressBy) > 0, EgressIsolated: len(is.egressBy) > 0,
 			IngressIsolatedBy: is.ingressBy, EgressIsolatedBy: is.egressBy,
-			Mode: is.mode, Revision: is.revision,
+			Mode: is.mode, Revision: is.revision, SourceCIDRs: slices.Clone(pod.sources),
 		})
 	}
 	return out

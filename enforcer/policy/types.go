@@ -115,6 +115,13 @@ const (
 // ("enforce" or "audit"; absent means enforce).
 const AnnotationEnforcement = "palisade.dev/enforcement"
 
+// AnnotationSourceCIDRs on a Pod lists, comma-separated, the ranges it
+// may send from besides its own addresses ("10.9.0.0/16,fd00::/64"): a VPN
+// or router pod forwarding others' packets. The datapath drops any other
+// source. Keys under palisade.dev/ are reserved, so only Palisade and the
+// standard's privileged groups can set it in a governed namespace.
+const AnnotationSourceCIDRs = "palisade.dev/source-cidrs"
+
 // PolicyRef names a NetworkPolicy.
 type PolicyRef struct {
 	Namespace string
@@ -203,6 +210,9 @@ type LocalEndpoint struct {
 	IngressIsolatedBy []PolicyRef
 	EgressIsolatedBy  []PolicyRef
 	Mode              EnforcementMode
+	// SourceCIDRs are the ranges the pod may send from besides IPs
+	// (AnnotationSourceCIDRs), masked, sorted, without duplicates.
+	SourceCIDRs []netip.Prefix
 	// Revision changes whenever anything that can alter a verdict for this
 	// endpoint's own traffic changes (identity, flags, mode, its rules). It
 	// is a digest, so it survives restarts; it is never 0.
