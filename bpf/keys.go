@@ -40,6 +40,29 @@ func NewIPKey(p netip.Prefix) (PalisadeIpKey, error) {
 	return k, nil
 }
 
+// sourceCIDRFixedBits is the part of a source_cidr_key before the
+// address: interface index, family and padding.
+const sourceCIDRFixedBits = 64
+
+// NewSourceCIDRKey encodes a range the pod behind ifindex may send from
+// as a source_cidrs key. p must be masked; IPv4-mapped is stored as IPv4,
+// as for NewIPKey.
+func NewSourceCIDRKey(ifindex uint32, p netip.Prefix) (PalisadeSourceCidrKey, error) {
+	ip, err := NewIPKey(p)
+	if err != nil {
+		return PalisadeSourceCidrKey{}, fmt.Errorf("encode source range: %w", err)
+	}
+	if p.Masked() != p {
+		return PalisadeSourceCidrKey{}, fmt.Errorf("encode source range %s: host bits set", p)
+	}
+	return PalisadeSourceCidrKey{
+		Prefixlen: ip.Prefixlen - ipKeyFixedBits + sourceCIDRFixedBits,
+		Ifindex:   ifindex,
+		Family:    ip.Family,
+		Addr:      ip.Addr,
+	}, nil
+}
+
 // PortBlock is one aligned power-of-two run of ports: Bits high bits of
 // Port are fixed, the rest free.
 type PortBlock struct {

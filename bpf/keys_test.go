@@ -34,6 +34,25 @@ func TestNewIPKey(t *testing.T) {
 	}
 }
 
+func TestNewSourceCIDRKey(t *testing.T) {
+	for prefix, want := range map[string]PalisadeSourceCidrKey{
+		"10.9.0.0/16":  {Prefixlen: 80, Ifindex: 7, Family: 4, Addr: [16]byte{10, 9}},
+		"0.0.0.0/0":    {Prefixlen: 64, Ifindex: 7, Family: 4},
+		"fd00:9::/64":  {Prefixlen: 128, Ifindex: 7, Family: 6, Addr: [16]byte{0: 0xfd, 3: 9}},
+		"192.0.2.1/32": {Prefixlen: 96, Ifindex: 7, Family: 4, Addr: [16]byte{192, 0, 2, 1}},
+	} {
+		got, err := NewSourceCIDRKey(7, netip.MustParsePrefix(prefix))
+		if err != nil || got != want {
+			t.Errorf("%s: got %+v, %v; want %+v", prefix, got, err, want)
+		}
+	}
+	for _, bad := range []netip.Prefix{{}, netip.MustParsePrefix("10.9.1.0/16")} {
+		if _, err := NewSourceCIDRKey(7, bad); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
 func TestPortBlocks(t *testing.T) {
 	cases := []struct {
 		start, end uint16

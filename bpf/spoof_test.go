@@ -125,14 +125,9 @@ func runNeighbourCases(t *testing.T, cases []neighbourCase) {
 
 func sourceCIDR(d *datapath, prefix string, ifindex uint32) {
 	d.tb.Helper()
-	p := netip.MustParsePrefix(prefix)
-	k := PalisadeSourceCidrKey{Prefixlen: uint32(64 + p.Bits()), Ifindex: ifindex, Family: uint8(PalisadeFamilyFAMILY_IPV4)}
-	if p.Addr().Is4() {
-		a := p.Addr().As4()
-		copy(k.Addr[:], a[:])
-	} else {
-		k.Family = uint8(PalisadeFamilyFAMILY_IPV6)
-		k.Addr = p.Addr().As16()
+	k, err := NewSourceCIDRKey(ifindex, netip.MustParsePrefix(prefix))
+	if err != nil {
+		d.tb.Fatal(err)
 	}
 	if err := d.objs.SourceCidrs.Put(&k, &PalisadeSourceCidrValue{}); err != nil {
 		d.tb.Fatalf("put source range %s: %v", prefix, err)

@@ -26,6 +26,8 @@ func applyOp(e *Entries, o op, n int) {
 		applyN(e.PolicyRanges, keys, o.values, o.delete, n)
 	case []bpf.PalisadeAddrKey:
 		applyN(e.EndpointIPs, keys, o.values, o.delete, n)
+	case []bpf.PalisadeSourceCidrKey:
+		applyN(e.SourceCIDRs, keys, o.values, o.delete, n)
 	}
 }
 
@@ -52,6 +54,7 @@ func (e Entries) clone() Entries {
 	copyInto(c.PolicyRanges, e.PolicyRanges)
 	copyInto(c.ServiceCIDRs, e.ServiceCIDRs)
 	copyInto(c.EndpointIPs, e.EndpointIPs)
+	copyInto(c.SourceCIDRs, e.SourceCIDRs)
 	copyInto(c.Pods, e.Pods)
 	copyInto(c.Unresolved, e.Unresolved)
 	return c

@@ -30,6 +30,10 @@ type Entries struct {
 	// finds its source. Every entry names an endpoint of Endpoints (the
 	// plan's ordering relies on it).
 	EndpointIPs map[bpf.PalisadeAddrKey]bpf.PalisadeEndpointIpValue
+	// SourceCIDRs are the ranges each endpoint may send from besides its
+	// own addresses (policy.LocalEndpoint.SourceCIDRs), keyed by its
+	// interface. Every entry names an endpoint of Endpoints.
+	SourceCIDRs map[bpf.PalisadeSourceCidrKey]bpf.PalisadeSourceCidrValue
 
 	// Pods names the pod behind each endpoint, for reports.
 	Pods map[uint32]policy.PodRef
@@ -47,6 +51,7 @@ func newEntries() Entries {
 		PolicyRanges: map[bpf.PalisadePolicyRangeKey]bpf.PalisadePolicyValue{},
 		ServiceCIDRs: map[bpf.PalisadeIpKey]bpf.PalisadeServiceValue{},
 		EndpointIPs:  map[bpf.PalisadeAddrKey]bpf.PalisadeEndpointIpValue{},
+		SourceCIDRs:  map[bpf.PalisadeSourceCidrKey]bpf.PalisadeSourceCidrValue{},
 		Pods:         map[uint32]policy.PodRef{},
 		Unresolved:   map[policy.PodRef]error{},
 	}
@@ -213,6 +218,13 @@ func (e *Entries) addEndpoints(eps []policy.LocalEndpoint, ifindex IfindexFunc) 
 				continue // the first pod (by name) keeps a shared address
 			}
 			e.EndpointIPs[ak] = bpf.PalisadeEndpointIpValue{Ifindex: k}
+		}
+		for _, p := range ep.SourceCIDRs {
+			sk, err := bpf.NewSourceCIDRKey(k, p.Masked())
+			if err != nil {
+				continue // the compiler hands out only valid prefixes; none granted otherwise
+			}
+			e.SourceCIDRs[sk] = bpf.PalisadeSourceCidrValue{}
 		}
 	}
 }

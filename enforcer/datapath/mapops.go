@@ -31,6 +31,8 @@ func (d *Datapath) write(o op) (int, error) {
 		n, err = writeBatch(m, keys, o.values, o.delete)
 	case []bpf.PalisadeAddrKey:
 		n, err = writeBatch(m, keys, o.values, o.delete)
+	case []bpf.PalisadeSourceCidrKey:
+		n, err = writeBatch(m, keys, o.values, o.delete)
 	default:
 		return 0, fmt.Errorf("write %s: unexpected key type %T", o.target, o.keys)
 	}
@@ -55,6 +57,8 @@ func (d *Datapath) mapFor(id mapID) *ebpf.Map {
 		return d.objs.PolicyRanges
 	case mapEndpointIPs:
 		return d.objs.EndpointIps
+	case mapSourceCIDRs:
+		return d.objs.SourceCidrs
 	}
 	return d.objs.ServiceCidrs
 }
@@ -121,6 +125,8 @@ func sliceFrom(values any, from int) any {
 		return v[from:]
 	case []bpf.PalisadeEndpointIpValue:
 		return v[from:]
+	case []bpf.PalisadeSourceCidrValue:
+		return v[from:]
 	}
 	return values
 }
@@ -137,6 +143,8 @@ func elementOf(values any, i int) any {
 		return &v[i]
 	case []bpf.PalisadeEndpointIpValue:
 		return &v[i]
+	case []bpf.PalisadeSourceCidrValue:
+		return &v[i]
 	}
 	return nil
 }
@@ -151,6 +159,9 @@ func (d *Datapath) readState() error {
 		readMap(d.objs.PolicyRanges, func(k bpf.PalisadePolicyRangeKey, v bpf.PalisadePolicyValue) { e.PolicyRanges[k] = v }),
 		readMap(d.objs.ServiceCidrs, func(k bpf.PalisadeIpKey, v bpf.PalisadeServiceValue) { e.ServiceCIDRs[canonicalIPKey(k)] = v }),
 		readMap(d.objs.EndpointIps, func(k bpf.PalisadeAddrKey, v bpf.PalisadeEndpointIpValue) { e.EndpointIPs[k] = v }),
+		readMap(d.objs.SourceCidrs, func(k bpf.PalisadeSourceCidrKey, v bpf.PalisadeSourceCidrValue) {
+			e.SourceCIDRs[canonicalSourceCIDRKey(k)] = v
+		}),
 	)
 	if err != nil {
 		return fmt.Errorf("read state maps: %w", err)
@@ -171,6 +182,17 @@ func readMap[K comparable, V any](m *ebpf.Map, put func(K, V)) error {
 		return fmt.Errorf("iterate %v: %w", m, err)
 	}
 	return nil
+}
+
+// canonicalSourceCIDRKey is canonicalIPKey for source_cidrs keys: the
+// interface stays, the range is masked.
+func canonicalSourceCIDRKey(k bpf.PalisadeSourceCidrKey) bpf.PalisadeSourceCidrKey {
+	if k.Prefixlen < 32 {
+		return k
+	}
+	ip := canonicalIPKey(bpf.PalisadeIpKey{Prefixlen: k.Prefixlen - 32, Family: k.Family, Pad: k.Pad, Addr: k.Addr})
+	k.Addr = ip.Addr
+	return k
 }
 
 // canonicalIPKey zeroes the address bits a key's prefix length leaves

@@ -83,7 +83,7 @@ func (o Options) pinDir() (string, error) {
 // together: a program must never see some of them from one enforcer's
 // view and some from another's.
 func stateMaps() []string {
-	return []string{bpf.PalisadeMapIpIdentity, bpf.PalisadeMapEndpoints, bpf.PalisadeMapPolicy, bpf.PalisadeMapPolicyRanges, bpf.PalisadeMapServiceCidrs, bpf.PalisadeMapEndpointIps}
+	return []string{bpf.PalisadeMapIpIdentity, bpf.PalisadeMapEndpoints, bpf.PalisadeMapPolicy, bpf.PalisadeMapPolicyRanges, bpf.PalisadeMapServiceCidrs, bpf.PalisadeMapEndpointIps, bpf.PalisadeMapSourceCidrs}
 }
 
 // The maps the programs fill themselves; each is adopted on its own,
@@ -307,6 +307,7 @@ func (d *Datapath) mapsByName() map[string]*ebpf.Map {
 		bpf.PalisadeMapCounters:      m.Counters,
 		bpf.PalisadeMapEventBudget:   m.EventBudget,
 		bpf.PalisadeMapEndpointIps:   m.EndpointIps,
+		bpf.PalisadeMapSourceCidrs:   m.SourceCidrs,
 		bpf.PalisadeMapServiceOrigin: m.ServiceOrigin,
 
 		bpf.PalisadeMapCtEndpointUsed:      m.CtEndpointUsed,

@@ -30,6 +30,7 @@ const (
 	mapPolicyRanges
 	mapServiceCIDRs
 	mapEndpointIPs
+	mapSourceCIDRs
 )
 
 func (m mapID) String() string {
@@ -46,6 +47,8 @@ func (m mapID) String() string {
 		return bpf.PalisadeMapServiceCidrs
 	case mapEndpointIPs:
 		return bpf.PalisadeMapEndpointIps
+	case mapSourceCIDRs:
+		return bpf.PalisadeMapSourceCidrs
 	}
 	return "unknown map"
 }
@@ -73,6 +76,8 @@ func (o op) len() int {
 		return len(k)
 	case []bpf.PalisadeAddrKey:
 		return len(k)
+	case []bpf.PalisadeSourceCidrKey:
+		return len(k)
 	}
 	return 0
 }
@@ -95,7 +100,10 @@ func (o op) len() int {
 //     later step (ErrMapFull) leaves them closed, never unmanaged.
 //  2. endpoint_ips entries next lacks or points elsewhere are deleted: a
 //     packet judged after DNAT whose source address has no entry is
-//     dropped, so no moment judges it as another pod's egress.
+//     dropped, so no moment judges it as another pod's egress. So is a
+//     packet from a pod whose source is neither in endpoint_ips for its
+//     interface nor in source_cidrs, whose entries next lacks are deleted
+//     here too: an address or range a pod loses stops passing first.
 //  3. policy and policy_ranges keys next lacks are deleted.
 //  4. every ip_identity prefix that appears, disappears or changes
 //     identity is set to transitIdentity. With all old and new prefixes
@@ -130,6 +138,9 @@ func (o op) len() int {
 //     afterwards), then endpoint_ips entries next adds or points
 //     elsewhere are written: every endpoint they can name holds next's
 //     value by now, and none of cur's leftovers remains to be named.
+//     Then source_cidrs entries next adds, for the same reason: a pod
+//     may send from a new address or range only once it is enforced as
+//     next has it.
 //
 // An endpoint keeps its revision only when nothing that can decide one of
 // its verdicts changed: its identity and flags, any entry keyed by its
@@ -174,6 +185,7 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 		}
 	}
 	add(op{step: "withdraw pod addresses", target: mapEndpointIPs, delete: true, keys: goneIPs})
+	add(op{step: "withdraw source ranges", target: mapSourceCIDRs, delete: true, keys: deletedKeys(cur.SourceCIDRs, next.SourceCIDRs, compareSourceCIDRKey)})
 
 	// 3. withdrawn allows.
 	add(op{step: "withdraw allows", target: mapPolicy, delete: true, keys: deletedKeys(cur.Policy, next.Policy, comparePolicyKey)})
@@ -243,6 +255,8 @@ func plan(cur, next Entries, nextRevision func() uint32) ([]op, map[uint32]bpf.P
 		}
 	}
 	add(op{step: "add pod addresses", target: mapEndpointIPs, keys: ipsUp.keys, values: ipsUp.values})
+	src := upserts(cur.SourceCIDRs, next.SourceCIDRs, compareSourceCIDRKey)
+	add(op{step: "add source ranges", target: mapSourceCIDRs, keys: src.keys, values: src.values})
 	return ops, final
 }
 
@@ -417,6 +431,19 @@ func compareAddrKey(a, b bpf.PalisadeAddrKey) int {
 		return int(a.Family) - int(b.Family)
 	}
 	return slices.Compare(a.Addr[:], b.Addr[:])
+}
+
+func compareSourceCIDRKey(a, b bpf.PalisadeSourceCidrKey) int {
+	switch {
+	case a.Ifindex != b.Ifindex:
+		return cmpUint32(a.Ifindex, b.Ifindex)
+	case a.Family != b.Family:
+		return int(a.Family) - int(b.Family)
+	}
+	if c := slices.Compare(a.Addr[:], b.Addr[:]); c != 0 {
+		return c
+	}
+	return cmpUint32(a.Prefixlen, b.Prefixlen)
 }
 
 func comparePolicyKey(a, b bpf.PalisadePolicyKey) int {
