@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/palisade-dev/palisade/bpf"
 	"github.com/palisade-dev/palisade/enforcer"
 	"github.com/palisade-dev/palisade/enforcer/datapath"
 	"github.com/palisade-dev/palisade/rules"
@@ -46,6 +47,8 @@ type enforcerConfig struct {
 	// gone or being deleted when the enforcer stops means an uninstall.
 	daemonSet          string
 	daemonSetNamespace string
+	// maps holds the --map-* sizes; zero keeps the compiled size.
+	maps bpf.Config
 }
 
 func newEnforcerCommand(run func(context.Context, enforcerConfig) error) *cobra.Command {
@@ -76,7 +79,10 @@ with one error naming the feature.`,
   palisade enforcer --node-name node1 --netns /var/run/netns/node1 --host-ips 10.0.0.5 --flow-file /var/log/palisade/flows.jsonl
   palisade enforcer --node-name "$NODE_NAME" --service-cidr 10.96.0.0/16,fd00:96::/112`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validateMapSizes(cmd.Flags(), &cfg.maps); err != nil {
+				return usageError{err}
+			}
 			if cfg.nodeName == "" {
 				return usageError{fmt.Errorf("--node-name: empty; set it or NODE_NAME (the downward API's spec.nodeName)")}
 			}
@@ -145,6 +151,7 @@ with one error naming the feature.`,
 	f.StringVar(&cfg.netns, "netns", "", "network namespace (path, or name under /var/run/netns) holding the pods' host-side interfaces (default: the enforcer's own)")
 	f.StringVar(&cfg.daemonSet, "daemonset", "", "the DaemonSet running this enforcer: if it is gone or being deleted when the enforcer stops (an uninstall), the datapath is taken off the node (default: none; the pins always stay)")
 	f.StringVar(&cfg.daemonSetNamespace, "daemonset-namespace", os.Getenv("POD_NAMESPACE"), "the namespace of --daemonset (default: $POD_NAMESPACE, from the downward API)")
+	addMapSizeFlags(f, &cfg.maps)
 	return cmd
 }
 
@@ -253,6 +260,7 @@ func runEnforcer(ctx context.Context, cfg enforcerConfig) error {
 		HostIPs:            cfg.hostIPs,
 		PinDir:             cfg.pinDir,
 		NetNS:              cfg.netns,
+		Config:             cfg.maps,
 		ServiceCIDRs:       cfg.serviceCIDRs,
 		Uplinks:            cfg.uplinks,
 		PodInterfaces:      cfg.podInterfaces,

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/palisade-dev/palisade/bpf"
 	"github.com/palisade-dev/palisade/enforcer/datapath"
 )
 
@@ -65,6 +66,14 @@ func TestEnforcerFlags(t *testing.T) {
 		{name: "namespace without a daemonset is unused", podNS: "palisade-system", args: []string{"--node-name=n"},
 			want: defaults(enforcerConfig{nodeName: "n"})},
 		{name: "daemonset without a namespace", args: []string{"--node-name=n", "--daemonset=e"}, wantErr: "--daemonset-namespace: empty; set it or POD_NAMESPACE"},
+		{name: "map sizes", args: []string{"--node-name=n", "--map-policy=1000", "--map-ip-identity=2000000", "--map-endpoints=512", "--map-endpoint-ips=1024",
+			"--map-policy-ranges=64", "--map-service-cidrs=4", "--map-conntrack=1048576"},
+			want: defaults(enforcerConfig{nodeName: "n", maps: bpf.Config{Policy: 1000, IPIdentity: 2000000, Endpoints: 512, EndpointIPs: 1024,
+				PolicyRanges: 64, ServiceCIDRs: 4, Conntrack: 1 << 20}})},
+		{name: "map size zero", args: []string{"--node-name=n", "--map-policy=0"}, wantErr: "--map-policy: 0 entries; must be between 1 and 16777216"},
+		{name: "map size too big", args: []string{"--node-name=n", "--map-conntrack=16777217"}, wantErr: "--map-conntrack: 16777217 entries; must be between 1 and 16777216"},
+		{name: "map size negative", args: []string{"--node-name=n", "--map-endpoints=-1"}, wantErr: `invalid argument "-1" for "--map-endpoints"`},
+		{name: "map size not a number", args: []string{"--node-name=n", "--map-ip-identity=1M"}, wantErr: `invalid argument "1M" for "--map-ip-identity"`},
 		{name: "pod interfaces named", args: []string{"--node-name=n", "--pod-interfaces=cali*,lxc*"},
 			want: defaults(enforcerConfig{nodeName: "n", podInterfaces: []string{"cali*", "lxc*"}})},
 		{name: "no quarantine", args: []string{"--node-name=n", "--pod-interfaces="}, want: defaults(enforcerConfig{nodeName: "n", podInterfaces: []string{}})},
@@ -120,6 +129,7 @@ func TestEnforcerUsageErrorsExit2(t *testing.T) {
 		{"missing node name", []string{"--node-name="}, "--node-name: empty"},
 		{"bad standard", []string{"--node-name=n", "--standard", badStandard}, badStandard + ":6: "},
 		{"bad host IP", []string{"--node-name=n", "--host-ips=x"}, `"x" is not an IP address`},
+		{"map size out of range", []string{"--node-name=n", "--map-policy=0"}, "--map-policy: 0 entries"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var errOut bytes.Buffer

@@ -139,6 +139,10 @@ func enforcerCalls(ns, ds string) []call {
 	}
 	out = append(out,
 		call{"create", "events.k8s.io", "events", "", appNS, "", "sync failures as events"},
+		// A Node is cluster-scoped: its Events live in the default
+		// namespace; a repeated one is patched into a series.
+		call{"create", "events.k8s.io", "events", "", "default", "", "failed syncs and filling maps as the Node's Events"},
+		call{"patch", "events.k8s.io", "events", "", "default", "", "a repeated Node Event counted in its series"},
 		call{"get", "apps", "daemonsets", "", ns, ds, "its own DaemonSet: uninstall or restart"},
 	)
 	return out

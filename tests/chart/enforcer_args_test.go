@@ -43,6 +43,39 @@ func TestEnforcerServiceArgs(t *testing.T) {
 	}
 }
 
+// TestEnforcerMapSizeArgs: enforcer.maps.* reach the enforcer as --map-*
+// flags, as integers (a large YAML number must not render as 1e+06);
+// unset sizes pass no flag, so the compiled sizes apply.
+func TestEnforcerMapSizeArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+		want []string
+	}{
+		{"default: compiled sizes", nil, nil},
+		{"every map", values("enforcer.maps", map[string]any{"ipIdentity": 2000000, "endpoints": 512, "endpointIPs": 1024, "policy": 1048576,
+			"policyRanges": 64, "serviceCIDRs": 4, "conntrack": 1 << 20}),
+			[]string{"--map-conntrack=1048576", "--map-endpoint-ips=1024", "--map-endpoints=512", "--map-ip-identity=2000000",
+				"--map-policy-ranges=64", "--map-policy=1048576", "--map-service-cidrs=4"}},
+		{"one map", values("enforcer.maps.policy", 131072), []string{"--map-policy=131072"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, defaultRelease, tc.vals)
+			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
+			var got []string
+			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--map-") {
+					got = append(got, a)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("enforcer map args %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestEnforcerKnowsItsDaemonSet: the enforcer is told its own DaemonSet
 // (gone when it stops means an uninstall: it then removes its pins), and
 // its Role lets it get exactly that one, in the release namespace.

@@ -61,6 +61,11 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"service ranges as one string", values("enforcer.serviceCIDRs", "10.96.0.0/12"), "/enforcer/serviceCIDRs"},
 		{"uplink name with a slash", values("enforcer.uplinkInterfaces", []any{"eth0/1"}), "/enforcer/uplinkInterfaces/0"},
 		{"uplink name too long", values("enforcer.uplinkInterfaces", []any{"a-very-long-interface"}), "/enforcer/uplinkInterfaces/0"},
+		{"map size zero", values("enforcer.maps.policy", 0), "/enforcer/maps/policy"},
+		{"map size above 16M", values("enforcer.maps.conntrack", 16777217), "/enforcer/maps/conntrack"},
+		{"map size as text", values("enforcer.maps.ipIdentity", "1M"), "/enforcer/maps/ipIdentity"},
+		{"map size fractional", values("enforcer.maps.endpoints", 10.5), "/enforcer/maps/endpoints"},
+		{"unknown map", values("enforcer.maps.events", 4096), "events"},
 		// Relations the schema cannot express fail in the templates, naming the values.
 		{"secret mode without secret", values("certs.mode", "secret", "certs.caBundle", testCA), "certs.secretName"},
 		{"secret mode without CA", values("certs.mode", "secret", "certs.secretName", "mine"), "certs.caBundle"},
