@@ -224,7 +224,7 @@ func (w *world) buildBinary() error {
 }
 
 // enforcerUser binds the enforcers' user to exactly what the agent needs:
-// read pods, namespaces, nodes and NetworkPolicies. A missing permission
+// read pods, namespaces, nodes and NetworkPolicies, write Events. A missing permission
 // shows as an enforcer that never becomes ready.
 func (w *world) enforcerUser(ctx context.Context, cfg *rest.Config) error {
 	const user = "palisade-enforcer"
@@ -232,6 +232,8 @@ func (w *world) enforcerUser(ctx context.Context, cfg *rest.Config) error {
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods", "namespaces", "nodes"}, Verbs: read},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
+		// As the chart: failed syncs and filling maps as Node Events.
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: user},
