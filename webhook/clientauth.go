@@ -32,6 +32,7 @@ type clientAuth struct {
 	names   []string
 	metrics *Metrics
 	log     logr.Logger
+	recheck time.Duration // how often the CA file is looked at
 
 	mu      sync.Mutex
 	pool    *x509.CertPool
@@ -50,7 +51,7 @@ type fileStamp struct {
 const caRecheck = 5 * time.Second
 
 func newClientAuth(caFile string, names []string, m *Metrics, log logr.Logger) (*clientAuth, error) {
-	a := &clientAuth{caFile: caFile, names: names, metrics: m, log: log}
+	a := &clientAuth{caFile: caFile, names: names, metrics: m, log: log, recheck: caRecheck}
 	pool, stamp, err := loadCA(caFile)
 	if err != nil {
 		return nil, err
@@ -81,7 +82,7 @@ func loadCA(path string) (*x509.CertPool, fileStamp, error) {
 func (a *clientAuth) currentPool() *x509.CertPool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if time.Since(a.checked) < caRecheck {
+	if time.Since(a.checked) < a.recheck {
 		return a.pool
 	}
 	a.checked = time.Now()
@@ -106,6 +107,11 @@ func (a *clientAuth) verify(r *http.Request) (int, string, error) {
 		return http.StatusUnauthorized, RefusedNoCertificate, errors.New("no client certificate: only the API server may call this webhook (kube-apiserver --admission-control-config-file)")
 	}
 	leaf := r.TLS.PeerCertificates[0]
+	if leaf.IsCA {
+		// A CA is no client; presented as one, it would verify against
+		// itself.
+		return http.StatusForbidden, RefusedUntrustedCertificate, fmt.Errorf("client certificate %q is a CA certificate", leaf.Subject.CommonName)
+	}
 	inter := x509.NewCertPool()
 	for _, c := range r.TLS.PeerCertificates[1:] {
 		inter.AddCert(c)
