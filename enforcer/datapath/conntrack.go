@@ -336,3 +336,50 @@ func (d *Datapath) ConntrackShare(ifindex uint32) (int64, error) {
 	}
 	return int64(used - collected), nil
 }
+
+// carryConntrack copies the flows of a pinned conntrack table this run
+// does not adopt (a previous version's LRU, another size) into the new
+// one, counting each in its share, so that an upgrade or a resize does not
+// cut the connections it tracked (their next packets would find no entry,
+// and TCP ones, being no SYN, would be dropped where isolated). It runs
+// before any link uses the new maps, so Go may set the counts. What does
+// not fit or cannot be read is forgotten, with a log line.
+func (d *Datapath) carryConntrack() {
+	path := d.mapPin(bpf.PalisadeMapConntrack)
+	old, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		return // none, or not a map: nothing to carry
+	}
+	defer old.Close()
+	m := d.objs.Conntrack
+	if old.KeySize() != m.KeySize() || old.ValueSize() != m.ValueSize() {
+		d.log.Warn("pinned conntrack has another layout: its flows are forgotten", "pin", path)
+		return
+	}
+	shares := map[uint32]uint64{}
+	carried, total := 0, 0
+	var k bpf.PalisadeCtKey
+	var v bpf.PalisadeCtValue
+	it := old.Iterate()
+	for it.Next(&k, &v) {
+		total++
+		if err := m.Update(&k, &v, ebpf.UpdateNoExist); err != nil {
+			continue // full, or the same flow twice
+		}
+		shares[shareOf(&k, &v)]++
+		carried++
+	}
+	if err := it.Err(); err != nil {
+		d.log.Warn("read pinned conntrack: the flows not read yet are forgotten", "pin", path, "error", err)
+	}
+	for idx, n := range shares {
+		if err := d.objs.CtEndpointUsed.Put(idx, n); err != nil {
+			d.log.Warn("count carried conntrack entries", "ifindex", idx, "error", err)
+		}
+	}
+	if carried != total {
+		d.log.Warn("conntrack carried over partly: the rest of its flows are forgotten", "carried", carried, "of", total)
+	} else if total > 0 {
+		d.log.Info("conntrack carried over into a new table", "entries", carried)
+	}
+}

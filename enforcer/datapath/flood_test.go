@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/palisade-dev/palisade/bpf"
 	"github.com/palisade-dev/palisade/internal/podnet"
 )
@@ -374,4 +377,71 @@ func TestCollectorClosesFinishedConnections(t *testing.T) {
 		t.Errorf("client's share %d after collecting the closed connection's two entries, was %d", after, before)
 	}
 	expectPass(t, "the open connection after the collector", echo(open, time.Second))
+}
+
+// An enforcer upgraded from a version whose conntrack was an LRU (or
+// restarted with another table size) replaces the table, and carries its
+// flows over: an established connection into an isolated direction keeps
+// working, and its entries count in their shares.
+func TestUpgradeCarriesTrackedFlows(t *testing.T) {
+	w := newRoutedWorld(t)
+	d := w.open(t)
+	syncState(t, d, compile(t, w.manifests(clientToServer, nil)))
+	client := uint32(w.node.ifindex(w.client))
+	conn, err := w.client.dial(w.server, port, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	expectPass(t, "connection before the upgrade", echo(conn, time.Second))
+	share, _ := d.ConntrackShare(client)
+	d.Close()
+
+	// The previous version's table: an LRU with the same entries.
+	pin := w.pinDir + "/maps/" + bpf.PalisadeMapConntrack
+	cur, err := ebpf.LoadPinnedMap(pin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lru, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: cur.KeySize(), ValueSize: cur.ValueSize(), MaxEntries: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k bpf.PalisadeCtKey
+	var v bpf.PalisadeCtValue
+	entries := 0
+	for it := cur.Iterate(); it.Next(&k, &v); entries++ {
+		v.ShareIfindex = 0 // the previous layout's padding
+		if err := lru.Put(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur.Close()
+	if err := os.Remove(pin); err != nil {
+		t.Fatal(err)
+	}
+	if err := lru.Pin(pin); err != nil {
+		t.Fatal(err)
+	}
+	lru.Close()
+
+	d2 := w.open(t)
+	if logs := w.logs.String(); !strings.Contains(logs, "conntrack carried over") {
+		t.Errorf("no log line about the carried flows:\n%s", logs)
+	}
+	expectPass(t, "established connection after the upgrade, before any sync", echo(conn, time.Second))
+	syncState(t, d2, compile(t, w.manifests(clientToServer, nil)))
+	expectPass(t, "established connection after the first sync", echo(conn, time.Second))
+	// Without share_ifindex an entry counts in its own interface's share.
+	total := int64(0)
+	for _, p := range []*testPod{w.client, w.server} {
+		n, err := d2.ConntrackShare(uint32(w.node.ifindex(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	if total != int64(entries) || share == 0 {
+		t.Errorf("shares after the upgrade hold %d entries, the carried table %d (client held %d before)", total, entries, share)
+	}
 }

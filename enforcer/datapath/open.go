@@ -141,10 +141,12 @@ type Datapath struct {
 // (ip_identity, endpoints, policy, policy_ranges, service_cidrs) is
 // replaced, all of them are: the links adopted from the previous run keep
 // its programs and complete map set until the first Sync has filled the
-// new maps, then switch atomically. A replaced runtime map starts empty:
-// a replaced conntrack forgets the tracked flows, whose packets into
-// isolated directions are then dropped unless they open a new flow (a
-// TCP packet other than a SYN never does).
+// new maps, then switch atomically. A replaced runtime map starts empty,
+// except conntrack: the flows of a pinned table of the same layout (a
+// previous version's LRU, another size) are carried into the new one, as
+// far as they fit; flows not carried are forgotten, and their packets into
+// isolated directions are then dropped unless they open a new flow (a TCP
+// packet other than a SYN never does).
 func Open(opts Options) (*Datapath, error) {
 	return open(opts, nodeProbes())
 }
@@ -246,6 +248,9 @@ func (d *Datapath) load() error {
 			return fmt.Errorf("load programs: %+v", ve)
 		}
 		return fmt.Errorf("load programs: %w", err)
+	}
+	if _, ok := adopted[bpf.PalisadeMapConntrack]; !ok {
+		d.carryConntrack()
 	}
 	for name, m := range d.mapsByName() {
 		if _, ok := adopted[name]; ok {
