@@ -237,6 +237,22 @@ func (d *Datapath) attach(ifindex uint32) (*endpointLinks, error) {
 	return el, nil
 }
 
+// attachWhole puts both programs on interface idx, replacing half an
+// adopted pair whole. It runs in the node's network namespace.
+func (d *Datapath) attachWhole(idx uint32) error {
+	if el := d.links[idx]; el != nil {
+		el.detach()
+		delete(d.links, idx)
+		delete(d.pending, idx)
+	}
+	el, err := d.attach(idx)
+	if err != nil {
+		return err
+	}
+	d.links[idx] = el
+	return nil
+}
+
 // switchPending moves adopted links to this run's programs, now that its
 // maps hold the synced state.
 func (d *Datapath) switchPending() (int, error) {

@@ -288,19 +288,7 @@ func (d *Datapath) Quarantine(idx uint32, name string) (bool, error) {
 	if el := d.links[idx]; el != nil && el.fromPod != nil && el.toPod != nil {
 		return true, nil
 	}
-	err := runInNetNS(d.opts.NetNS, func() error {
-		if el := d.links[idx]; el != nil {
-			el.detach()
-			delete(d.links, idx)
-			delete(d.pending, idx)
-		}
-		el, err := d.attach(idx)
-		if err != nil {
-			return err
-		}
-		d.links[idx] = el
-		return nil
-	})
+	err := runInNetNS(d.opts.NetNS, func() error { return d.attachWhole(idx) })
 	if err != nil {
 		// Gone already (a pod deleted as it was created), or the kernel
 		// refused: the next Sync tries again while the interface lives.

@@ -56,16 +56,7 @@ func TestValidPodInterfacePatterns(t *testing.T) {
 // still there) puts it back; deleting the interface removes its entry and
 // links.
 func TestQuarantineHoldsANewPodInterfaceUntilItsPodIsKnown(t *testing.T) {
-	requireKernel(t)
-	nw, err := podnet.New(podnet.NewPrefix("pq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
-	node, err := nw.AddNode(podnet.NodeConfig{Name: "node1", Index: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := quarantineNode(t)
 	server, err := node.AddPod(podnet.PodConfig{Namespace: "open", Name: "server", HostInterface: "qserver"})
 	if err != nil {
 		t.Fatal(err)
@@ -248,16 +239,7 @@ func waitInterfaceEvent(t *testing.T, events <-chan InterfaceEvent, want func(In
 // A restarted datapath keeps a previous run's quarantine: its first Sync,
 // which runs before the interface watch, leaves the interface closed.
 func TestQuarantineSurvivesARestart(t *testing.T) {
-	requireKernel(t)
-	nw, err := podnet.New(podnet.NewPrefix("pr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
-	node, err := nw.AddNode(podnet.NodeConfig{Name: "node1", Index: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := quarantineNode(t)
 	if _, err := node.AddPod(podnet.PodConfig{Namespace: "open", Name: "early", HostInterface: "qearly"}); err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +293,21 @@ func waitAddrOf(t *testing.T, d *Datapath, a netip.Addr, idx uint32) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// quarantineNode is one node of a network of its own, for the
+// quarantine tests; it needs the kernel.
+func quarantineNode(t *testing.T) *podnet.Node {
+	t.Helper()
+	requireKernel(t)
+	nw, err := podnet.New(podnet.NewPrefix("pq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	node, err := nw.AddNode(podnet.NodeConfig{Name: "node1", Index: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node
 }

@@ -257,18 +257,10 @@ func (d *Datapath) reconcileLinks() (attached, detached int, err error) {
 	if len(missing) > 0 {
 		err := runInNetNS(d.opts.NetNS, func() error {
 			for _, idx := range missing {
-				if el := d.links[idx]; el != nil {
-					// Half an adopted pair: replace it whole.
-					el.detach()
-					delete(d.links, idx)
-					delete(d.pending, idx)
-				}
-				el, err := d.attach(idx)
-				if err != nil {
+				if err := d.attachWhole(idx); err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				d.links[idx] = el
 				attached++
 			}
 			return nil

@@ -128,6 +128,23 @@ func startSender(p *pod, targets []netip.AddrPort) *sender {
 	return s
 }
 
+// waitConnected waits until a TCP connection completed, at most within.
+func (s *sender) waitConnected(within time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(within)
+	for {
+		s.mu.Lock()
+		connected := s.connected
+		s.mu.Unlock()
+		if !connected.IsZero() {
+			return connected, true
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func (s *sender) finish() (attempts int, connected time.Time) {
 	select {
 	case <-s.stop:
@@ -242,21 +259,12 @@ func (w *world) releaseOnce(ctx context.Context, t testing.TB, name string, targ
 		s.finish()
 		return 0, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.mu.Lock()
-		connected := s.connected
-		s.mu.Unlock()
-		if !connected.IsZero() {
-			s.finish()
-			return connected.Sub(start), nil
-		}
-		if time.Now().After(deadline) {
-			s.finish()
-			return 0, fmt.Errorf("%s never connected after its pod object was created", p.ref())
-		}
-		time.Sleep(2 * time.Millisecond)
+	connected, ok := s.waitConnected(10 * time.Second)
+	s.finish()
+	if !ok {
+		return 0, fmt.Errorf("%s never connected after its pod object was created", p.ref())
 	}
+	return connected.Sub(start), nil
 }
 
 // BenchmarkQuarantineRelease measures, per op, a new pod of an open
@@ -338,18 +346,9 @@ func testBridgedFirstPacket(t *testing.T, w *world, n *node) {
 	if err := w.podObject(ctx, open, "late"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.mu.Lock()
-		connected := s.connected
-		s.mu.Unlock()
-		if !connected.IsZero() {
-			t.Logf("bridged pod object reported → first connection: %v", connected.Sub(start))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bridged pod %s of an open namespace never connected once its object existed", open.ref())
-		}
-		time.Sleep(5 * time.Millisecond)
+	connected, ok := s.waitConnected(10 * time.Second)
+	if !ok {
+		t.Fatalf("bridged pod %s of an open namespace never connected once its object existed", open.ref())
 	}
+	t.Logf("bridged pod object reported → first connection: %v", connected.Sub(start))
 }
