@@ -83,6 +83,9 @@ with one error naming the feature.`,
 			if err := validateMapSizes(cmd.Flags(), &cfg.maps); err != nil {
 				return usageError{err}
 			}
+			if err := validateFloodFlags(cmd.Flags(), &cfg.maps); err != nil {
+				return usageError{err}
+			}
 			if cfg.nodeName == "" {
 				return usageError{fmt.Errorf("--node-name: empty; set it or NODE_NAME (the downward API's spec.nodeName)")}
 			}
@@ -152,6 +155,7 @@ with one error naming the feature.`,
 	f.StringVar(&cfg.daemonSet, "daemonset", "", "the DaemonSet running this enforcer: if it is gone or being deleted when the enforcer stops (an uninstall), the datapath is taken off the node (default: none; the pins always stay)")
 	f.StringVar(&cfg.daemonSetNamespace, "daemonset-namespace", os.Getenv("POD_NAMESPACE"), "the namespace of --daemonset (default: $POD_NAMESPACE, from the downward API)")
 	addMapSizeFlags(f, &cfg.maps)
+	addFloodFlags(f, &cfg.maps)
 	return cmd
 }
 
