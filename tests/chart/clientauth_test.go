@@ -95,6 +95,9 @@ func TestClientAuthArgs(t *testing.T) {
 			t.Errorf("webhook args %v: want %s", args, want)
 		}
 	}
+	if !strings.Contains(r.notes, "Callers: only the API server's client certificate is judged") {
+		t.Errorf("NOTES.txt does not say who may call the webhook:\n%s", r.notes)
+	}
 	cmName := caVolume(spec)
 	cms := r.find("ConfigMap", cmName)
 	if cmName == "" || len(cms) != 1 {
@@ -123,6 +126,9 @@ func TestClientAuthArgs(t *testing.T) {
 	}
 	if caVolume(spec) != "" {
 		t.Error("mode none: a client CA volume is still mounted")
+	}
+	if !strings.Contains(r.notes, `WARNING: webhook.clientAuth.mode is "none"`) {
+		t.Errorf("mode none: NOTES.txt does not warn:\n%s", r.notes)
 	}
 }
 
