@@ -2,6 +2,10 @@ package chart_test
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +16,14 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/webhook"
 )
 
 // renderBare renders with exactly vals over the chart's defaults: no
@@ -237,4 +248,112 @@ func mayGetMetrics(ctx context.Context, t *testing.T, c client.Client, ns, sa st
 		t.Fatalf("SubjectAccessReview: %v", err)
 	}
 	return sar.Status.Allowed, sar.Status.Reason
+}
+
+// checkCallersAndScrapers tries the running webhook process (the chart's
+// args, the chart's RBAC) as an attacker would: a forged AdmissionReview
+// without a client certificate is 401 and one with the site CA's
+// certificate for another name 403, neither in the decision records on its
+// stdout, while the API server's certificate is judged and recorded; its
+// metrics refuse a scrape without a token (401) and one by a
+// ServiceAccount without the chart's metrics-reader role (403), and give
+// a bound scraper the series, refusals counted.
+func (h *chartWebhook) checkCallersAndScrapers(t *testing.T, cfg *rest.Config, r *rendered) {
+	t.Helper()
+	ctx := t.Context()
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", h.port, webhook.PathValidatePods)
+	review := func(uid string) string {
+		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"` + uid + `",` +
+			`"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},` +
+			`"namespace":"default","name":"forged","operation":"CREATE","userInfo":{"username":"mallory"},` +
+			`"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"forged","namespace":"default"},"spec":{"containers":[{"name":"c","image":"x"}]}}}}`
+	}
+	apiServer, err := site(t).Issue(site(t).ClientName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherName, err := site(t).Issue("mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		uid    string
+		certs  []tls.Certificate
+		status int
+	}{
+		{"forged-no-cert", nil, http.StatusUnauthorized},
+		{"forged-other-name", []tls.Certificate{otherName}, http.StatusForbidden},
+		{"from-the-api-server", []tls.Certificate{apiServer}, http.StatusOK},
+	} {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: tc.certs}}} //nolint:gosec // the caller does not check the server
+		resp, err := c.Post(url, "application/json", strings.NewReader(review(tc.uid)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.uid, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d (%s), want %d", tc.uid, resp.StatusCode, body, tc.status)
+		}
+	}
+	recorded := func(uid string) bool { return strings.Contains(h.out.String(), `"requestUID":"`+uid+`"`) }
+	// Records are written before the answer; the output is read after.
+	if !recorded("from-the-api-server") {
+		t.Errorf("the API server's review has no decision record on stdout:\n%s", h.out.String())
+	}
+	for _, uid := range []string{"forged-no-cert", "forged-other-name"} {
+		if recorded(uid) {
+			t.Errorf("forged review %s has a decision record", uid)
+		}
+	}
+
+	reader := ""
+	for _, cr := range r.find("ClusterRole", "") {
+		if strings.HasSuffix(cr.GetName(), "-metrics-reader") {
+			reader = cr.GetName()
+		}
+	}
+	objs := []client.Object{
+		// Created through the webhook, which holds it to the standard.
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring", Labels: map[string]string{"owner": "ops", "env": "prod", "data-classification": "internal"}}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "monitoring", Name: "prometheus"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "monitoring", Name: "grafana"}},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "prometheus-" + reader},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: reader},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "monitoring", Name: "prometheus"}},
+		},
+	}
+	for _, o := range objs {
+		if err := h.c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create %s: %v", o.GetName(), err)
+		}
+	}
+	metricsURL := fmt.Sprintf("https://127.0.0.1:%d/metrics", h.metricsPort)
+	for _, tc := range []struct {
+		who    string
+		status int
+	}{{"", http.StatusUnauthorized}, {"grafana", http.StatusForbidden}, {"prometheus", http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, metricsURL, nil)
+		if tc.who != "" {
+			token, err := testenv.ServiceAccountToken(ctx, cfg, "monitoring", tc.who)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed; the token authenticates
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("scrape as %q: %v", tc.who, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("scrape as %q: status %d (%s), want %d", tc.who, resp.StatusCode, body, tc.status)
+		}
+		if tc.status == http.StatusOK && !strings.Contains(string(body), `palisade_webhook_refused_requests_total{reason="no-certificate"} 1`) {
+			t.Errorf("the scrape does not count the forged review:\n%s", body)
+		}
+	}
 }

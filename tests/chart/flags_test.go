@@ -233,6 +233,7 @@ func TestChartArgsServeAdmission(t *testing.T) {
 			h.checkAdmission(t)
 			if tc.mode == "self-managed" {
 				runHelmTestPod(t, env, cfg, tc.rl.namespace, r)
+				h.checkCallersAndScrapers(t, cfg, r)
 			}
 		})
 	}
@@ -240,16 +241,17 @@ func TestChartArgsServeAdmission(t *testing.T) {
 
 // chartWebhook is one installed release and its webhook process.
 type chartWebhook struct {
-	c          client.Client
-	ns         string
-	svc        *corev1.Service
-	ca         servingCA
-	certDir    string
-	port       int
-	healthPort int
-	out        lockedBuffer
-	exited     chan error
-	started    time.Time
+	c           client.Client
+	ns          string
+	svc         *corev1.Service
+	ca          servingCA
+	certDir     string
+	port        int
+	healthPort  int
+	metricsPort int
+	out         lockedBuffer
+	exited      chan error
+	started     time.Time
 }
 
 // pointAtThisMachine turns the release's Service into an ExternalName for
@@ -263,7 +265,7 @@ func (h *chartWebhook) pointAtThisMachine(t *testing.T, r *rendered) {
 			svcName = s.GetName()
 		}
 	}
-	h.port, h.healthPort = freeLocalPort(t), freeLocalPort(t)
+	h.port, h.healthPort, h.metricsPort = freeLocalPort(t), freeLocalPort(t), freeLocalPort(t)
 	h.svc = &corev1.Service{}
 	if err := h.c.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: svcName}, h.svc); err != nil {
 		t.Fatal(err)
@@ -348,10 +350,12 @@ func (h *chartWebhook) start(t *testing.T, bin string, env *envtest.Environment,
 		t.Fatal(err)
 	}
 	container := dep.Spec.Template.Spec.Containers[0]
+	// Metrics on every address, as in the pod: served over TLS, each
+	// scrape's token checked by the API server under the chart's RBAC.
 	args, err := substituteArgs(container.Args, map[string]string{
 		"--port":                      fmt.Sprint(h.port),
 		"--health-probe-bind-address": fmt.Sprintf("127.0.0.1:%d", h.healthPort),
-		"--metrics-bind-address":      "0",
+		"--metrics-bind-address":      fmt.Sprintf(":%d", h.metricsPort),
 		"--standard":                  standardFile,
 		"--cert-dir":                  h.certDir,
 		"--client-ca-file":            site(t).CAFile,
