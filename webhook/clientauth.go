@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -38,6 +39,10 @@ type clientAuth struct {
 	pool    *x509.CertPool
 	stamp   fileStamp
 	checked time.Time
+	// verified holds chains that verified against pool (cleared when it
+	// changes): the API server keeps its connections and sends the same
+	// chain on each, and a signature check costs ~0.1 ms per request.
+	verified map[[sha256.Size]byte]time.Time // chain digest → leaf's NotAfter
 
 	lastLog atomic.Int64 // unix nanos of the last refusal logged
 }
@@ -95,9 +100,64 @@ func (a *clientAuth) currentPool() *x509.CertPool {
 		a.log.Error(err, "client CA changed but does not load; keeping the previous one")
 		return a.pool
 	}
-	a.pool, a.stamp = pool, stamp
+	a.pool, a.stamp, a.verified = pool, stamp, nil
 	a.log.Info("client CA reloaded", "file", a.caFile)
 	return a.pool
+}
+
+// maxVerified bounds the verified-chain cache; only chains that verify
+// enter it, so only holders of the CA's certificates could fill it.
+const maxVerified = 64
+
+// chainDigest names the chain a connection presented.
+func chainDigest(chain []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range chain {
+		h.Write(c.Raw)
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// verifyChain checks chain against the current CA, from the cache when
+// this chain verified before and its leaf has not expired since.
+func (a *clientAuth) verifyChain(chain []*x509.Certificate) error {
+	pool := a.currentPool()
+	d := chainDigest(chain)
+	now := time.Now()
+	a.mu.Lock()
+	notAfter, ok := a.verified[d]
+	a.mu.Unlock()
+	if ok && now.Before(notAfter) {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{
+		Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: now,
+	}); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pool != pool {
+		return nil // rotated meanwhile: verified, but not cached against the new CA
+	}
+	if a.verified == nil || len(a.verified) >= maxVerified {
+		a.verified = map[[sha256.Size]byte]time.Time{}
+	}
+	// The chain is valid until its first certificate expires.
+	expiry := chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotAfter.Before(expiry) {
+			expiry = c.NotAfter
+		}
+	}
+	a.verified[d] = expiry
+	return nil
 }
 
 // verify returns the HTTP status and refusal reason for r, or 0 when the
@@ -112,13 +172,7 @@ func (a *clientAuth) verify(r *http.Request) (int, string, error) {
 		// itself.
 		return http.StatusForbidden, RefusedUntrustedCertificate, fmt.Errorf("client certificate %q is a CA certificate", leaf.Subject.CommonName)
 	}
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots: a.currentPool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}); err != nil {
+	if err := a.verifyChain(r.TLS.PeerCertificates); err != nil {
 		return http.StatusForbidden, RefusedUntrustedCertificate, fmt.Errorf("client certificate %q not accepted: %w", leaf.Subject.CommonName, err)
 	}
 	if len(a.names) > 0 && !slices.Contains(a.names, leaf.Subject.CommonName) && !slices.ContainsFunc(leaf.DNSNames, func(n string) bool { return slices.Contains(a.names, n) }) {
