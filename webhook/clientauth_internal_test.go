@@ -25,7 +25,7 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newTestCA(t *testing.T) testCA {
+func newTestCA(t testing.TB) testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -45,7 +45,7 @@ func (ca testCA) pem() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
 
-func (ca testCA) issue(t *testing.T, cn string, dns []string, usage x509.ExtKeyUsage, notAfter time.Time) *x509.Certificate {
+func (ca testCA) issue(t testing.TB, cn string, dns []string, usage x509.ExtKeyUsage, notAfter time.Time) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -161,8 +161,7 @@ func TestNewClientAuthRefusesABadFile(t *testing.T) {
 // a chain seen first (its signature checked) and again (from the cache),
 // beside the floor of building the request it checks.
 func BenchmarkClientAuthVerify(b *testing.B) {
-	t := &testing.T{}
-	ca := newTestCA(t)
+	ca := newTestCA(b)
 	file := filepath.Join(b.TempDir(), "ca.crt")
 	if err := os.WriteFile(file, ca.pem(), 0o600); err != nil {
 		b.Fatal(err)
@@ -171,7 +170,7 @@ func BenchmarkClientAuthVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	leaf := ca.issue(t, "kube-apiserver", nil, x509.ExtKeyUsageClientAuth, time.Now().Add(time.Hour))
+	leaf := ca.issue(b, "kube-apiserver", nil, x509.ExtKeyUsageClientAuth, time.Now().Add(time.Hour))
 	b.Run("floor=request", func(b *testing.B) {
 		for b.Loop() {
 			_ = requestWith(leaf)
