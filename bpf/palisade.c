@@ -75,17 +75,18 @@ static __always_inline int refuse(struct __sk_buff *skb, const struct endpoint_v
 
 /* Refused whatever the mode: a forged source, a router message. Audit
  * mode is for trying policies out, and none of these is a policy's to
- * allow. report is false for what a bridge floods to every port. */
+ * allow. report is false for what a bridge floods to every port. v is the
+ * caller's, still all zero (the frames are tight: see neighbour.h). */
 static __always_inline int refuse_always(struct __sk_buff *skb, const struct endpoint_value *ep,
-					 __u8 dir, const struct tuple *t, __u32 reason,
-					 __u32 drop_counter, bool report)
+					 __u8 dir, const struct tuple *t, struct verdict_info *v,
+					 __u32 reason, __u32 drop_counter, bool report)
 {
-	struct verdict_info v = { .reason = reason, .verdict = EVENT_DROP };
-
 	count(drop_counter);
 	if (report) {
-		fill_identities(&v, ep, dir, peer_of(dir, t));
-		emit_event(skb, t, &v, bpf_ktime_get_coarse_ns());
+		v->reason = reason;
+		v->verdict = EVENT_DROP;
+		fill_identities(v, ep, dir, peer_of(dir, t));
+		emit_event(skb, t, v, bpf_ktime_get_coarse_ns());
 	}
 	return TC_ACT_SHOT;
 }
@@ -93,11 +94,16 @@ static __always_inline int refuse_always(struct __sk_buff *skb, const struct end
 /* ARP or neighbour discovery (neighbour.h): false to judge the packet
  * like any other, else true with the verdict in *ret. */
 static __always_inline bool neighbour(struct __sk_buff *skb, const struct endpoint_value *ep,
-				      __u8 dir, int parsed, struct packet *p, int *ret)
+				      __u8 dir, int parsed, struct packet *p,
+				      struct verdict_info *v, int *ret)
 {
 	__u32 ifindex = skb->ifindex;
-	int nv = parsed == PARSE_ARP ? arp_verdict(skb, ifindex, dir, p)
-				     : nd_verdict(skb, ifindex, dir, p);
+	int nv;
+
+	if (dir == DIR_EGRESS)
+		nv = parsed == PARSE_ARP ? arp_from_pod(skb, ifindex, p) : nd_from_pod(skb, ifindex, p);
+	else
+		nv = parsed == PARSE_ARP ? arp_to_pod(skb, ifindex, p) : nd_to_pod(skb, ifindex, p);
 
 	switch (nv) {
 	case NEIGH_PASS:
@@ -105,19 +111,19 @@ static __always_inline bool neighbour(struct __sk_buff *skb, const struct endpoi
 		*ret = TC_ACT_UNSPEC;
 		return true;
 	case NEIGH_SPOOFED:
-		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_SPOOFED_SOURCE,
+		*ret = refuse_always(skb, ep, dir, &p->flow, v, REASON_SPOOFED_SOURCE,
 				     COUNTER_DROP_SPOOFED, true);
 		return true;
 	case NEIGH_ROUTER:
-		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_ROUTER_MESSAGE,
+		*ret = refuse_always(skb, ep, dir, &p->flow, v, REASON_ROUTER_MESSAGE,
 				     COUNTER_DROP_NEIGHBOUR, true);
 		return true;
 	case NEIGH_MALFORMED:
-		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_MALFORMED,
+		*ret = refuse_always(skb, ep, dir, &p->flow, v, REASON_MALFORMED,
 				     COUNTER_DROP_NEIGHBOUR, true);
 		return true;
 	case NEIGH_QUIET:
-		*ret = refuse_always(skb, ep, dir, &p->flow, REASON_NONE, COUNTER_DROP_NEIGHBOUR,
+		*ret = refuse_always(skb, ep, dir, &p->flow, v, REASON_NONE, COUNTER_DROP_NEIGHBOUR,
 				     false);
 		return true;
 	}
@@ -472,7 +478,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (parsed == PARSE_ARP || parsed == PARSE_NDP) {
 		int ret;
 
-		if (neighbour(skb, ep, dir, parsed, &p, &ret))
+		if (neighbour(skb, ep, dir, parsed, &p, &v, &ret))
 			return ret;
 		parsed = PARSE_OK; /* an ICMPv6 message like any other */
 	}
@@ -483,7 +489,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	 * it checked. */
 	if (dir == DIR_EGRESS && p.flow.family &&
 	    !source_allowed(ifindex, p.flow.family, p.flow.saddr))
-		return refuse_always(skb, ep, dir, &p.flow, REASON_SPOOFED_SOURCE,
+		return refuse_always(skb, ep, dir, &p.flow, &v, REASON_SPOOFED_SOURCE,
 				     COUNTER_DROP_SPOOFED, true);
 
 	switch (parsed) {

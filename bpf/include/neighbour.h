@@ -61,48 +61,67 @@ enum neigh_verdict {
 	NEIGH_QUIET,     /* dropped, counted, unreported */
 };
 
-struct arp_ipv4 {
+/* The fixed part of an ARP packet. */
+struct arp_head {
 	__be16 htype;
 	__be16 ptype;
 	__u8 hlen;
 	__u8 plen;
 	__be16 op;
-	__u8 sha[6];
-	__u8 spa[4];
-	__u8 tha[6];
-	__u8 tpa[4];
 };
 
-/* Fills p->flow's addresses from the ARP packet (sender as source,
- * target as destination) for reports. */
-static __always_inline int arp_verdict(struct __sk_buff *skb, __u32 ifindex, __u8 dir,
-				       struct packet *p)
-{
-	struct arp_ipv4 a;
-	__u16 op;
+#define ARP_SPA_OFF (ETH_HLEN + 14)
+#define ARP_TPA_OFF (ETH_HLEN + 24)
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &a, sizeof(a)) < 0)
-		return dir == DIR_EGRESS ? NEIGH_MALFORMED : NEIGH_QUIET;
-	p->flow.family = FAMILY_IPV4;
+/* Reads an IPv4-over-Ethernet request or reply into p->flow (sender as
+ * source, target as destination, for reports) and its operation into
+ * *op; false for any other ARP packet. */
+static __always_inline bool arp_read(struct __sk_buff *skb, struct packet *p, __u16 *op)
+{
+	struct arp_head h;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &h, sizeof(h)) < 0)
+		return false;
 	__builtin_memset(p->flow.saddr, 0, sizeof(p->flow.saddr));
 	__builtin_memset(p->flow.daddr, 0, sizeof(p->flow.daddr));
-	__builtin_memcpy(p->flow.saddr, a.spa, 4);
-	__builtin_memcpy(p->flow.daddr, a.tpa, 4);
-	op = bpf_ntohs(a.op);
-	if (a.htype != bpf_htons(1) || a.ptype != bpf_htons(ETH_P_IP) || a.hlen != 6 ||
-	    a.plen != 4 || (op != 1 && op != 2))
-		return dir == DIR_EGRESS ? NEIGH_MALFORMED : NEIGH_QUIET;
+	if (bpf_skb_load_bytes(skb, ARP_SPA_OFF, p->flow.saddr, 4) < 0 ||
+	    bpf_skb_load_bytes(skb, ARP_TPA_OFF, p->flow.daddr, 4) < 0)
+		return false;
+	p->flow.family = FAMILY_IPV4;
+	*op = bpf_ntohs(h.op);
+	return h.htype == bpf_htons(1) && h.ptype == bpf_htons(ETH_P_IP) && h.hlen == 6 &&
+	       h.plen == 4 && (*op == 1 || *op == 2);
+}
 
-	if (dir == DIR_INGRESS)
-		return addr_is_own(ifindex, FAMILY_IPV4, p->flow.daddr) ? NEIGH_PASS : NEIGH_QUIET;
+/* ARP towards the pod: only for its own address. None of the four
+ * judgements is inlined: the programs' frames are close to the verifier's
+ * 512 bytes, and a callee's frame only adds to its caller's along a chain
+ * of calls (nat_original_source's is the longest). */
+static __noinline int arp_to_pod(struct __sk_buff *skb, __u32 ifindex, struct packet *p)
+{
+	__u16 op;
 
+	if (!arp_read(skb, p, &op))
+		return NEIGH_QUIET;
+	return addr_is_own(ifindex, FAMILY_IPV4, p->flow.daddr) ? NEIGH_PASS : NEIGH_QUIET;
+}
+
+/* ARP from the pod. */
+static __noinline int arp_from_pod(struct __sk_buff *skb, __u32 ifindex, struct packet *p)
+{
+	__u16 op;
+
+	if (!arp_read(skb, p, &op))
+		return NEIGH_MALFORMED;
 	if (skb->len != ETH_HLEN + ARP_LEN) {
-		__u8 pad[ETH_MIN_LEN - ETH_HLEN - ARP_LEN];
+		__u64 pad[2];
+		__u16 last;
 
 		if (skb->len != ETH_MIN_LEN ||
-		    bpf_skb_load_bytes(skb, ETH_HLEN + ARP_LEN, pad, sizeof(pad)) < 0)
+		    bpf_skb_load_bytes(skb, ETH_HLEN + ARP_LEN, pad, sizeof(pad)) < 0 ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + ARP_LEN + sizeof(pad), &last, sizeof(last)) < 0)
 			return NEIGH_MALFORMED;
-		if (!addr_is_zero(pad, 16) || pad[16] || pad[17])
+		if (pad[0] || pad[1] || last)
 			return NEIGH_MALFORMED;
 	}
 	if (addr_is_own(ifindex, FAMILY_IPV4, p->flow.saddr))
@@ -133,53 +152,100 @@ static __always_inline bool nd_options_plain(struct __sk_buff *skb, __u32 off, _
 	return off == end;
 }
 
-static __always_inline int nd_verdict(struct __sk_buff *skb, __u32 ifindex, __u8 dir,
-				      const struct packet *p)
+/* MLD from the kernel: hop limit 1, link-local or unspecified source. */
+static __always_inline bool mld_of_the_kernel(const struct packet *p)
+{
+	return p->hop_limit == 1 &&
+	       (addr_is_zero(p->flow.saddr, 16) || ipv6_is_link_local(p->flow.saddr));
+}
+
+/* The ICMPv6 header right after the IPv6 one (no extension headers, so
+ * not fragmented either), code 0, hop limit 255 (never forwarded by a
+ * router); *end is the first byte past the payload (parse_ipv6 checked
+ * it is inside the packet). */
+#define ND_L4 (ETH_HLEN + 40)
+
+static __always_inline bool nd_header_plain(struct __sk_buff *skb, const struct packet *p,
+					    __u32 *end)
+{
+	struct {
+		__be16 payload_len;
+		__u8 nexthdr;
+		__u8 hop_limit;
+	} h;
+	__u8 code;
+
+	if (p->hop_limit != 255 || bpf_skb_load_bytes(skb, ETH_HLEN + 4, &h, sizeof(h)) < 0 ||
+	    h.nexthdr != IPPROTO_ICMPV6 || bpf_skb_load_bytes(skb, ND_L4 + 1, &code, 1) < 0 ||
+	    code != 0)
+		return false;
+	*end = ND_L4 + bpf_ntohs(h.payload_len);
+	return true;
+}
+
+/* Loads an NS's or NA's target; false if the message is too short. */
+static __always_inline bool nd_target(struct __sk_buff *skb, __u32 end, __u8 *target)
+{
+	return ND_L4 + 24 <= end && bpf_skb_load_bytes(skb, ND_L4 + 8, target, 16) == 0;
+}
+
+static __always_inline bool nd_target_ok(__u32 ifindex, const __u8 *target)
+{
+	return ipv6_is_link_local(target) || addr_is_own(ifindex, FAMILY_IPV6, target);
+}
+
+/* Neighbour discovery towards the pod. A bridge floods other pods'
+ * solicitations to every port: not this pod's business, and not worth a
+ * report. */
+static __noinline int nd_to_pod(struct __sk_buff *skb, __u32 ifindex, const struct packet *p)
+{
+	__u8 type = p->icmp_type;
+	__u8 target[16];
+	__u32 end;
+
+	if (type < ICMPV6_RS || type > ICMPV6_REDIRECT) /* MLD */
+		return mld_of_the_kernel(p) ? NEIGH_QUIET : NEIGH_JUDGE;
+	if (type == ICMPV6_REDIRECT || !nd_header_plain(skb, p, &end))
+		return NEIGH_JUDGE;
+	if (type == ICMPV6_RA || type == ICMPV6_NA)
+		return NEIGH_PASS;
+	if (type == ICMPV6_NS) {
+		if (!nd_target(skb, end, target))
+			return NEIGH_JUDGE;
+		if (nd_target_ok(ifindex, target))
+			return NEIGH_PASS;
+	}
+	return NEIGH_QUIET;
+}
+
+/* Neighbour discovery from the pod. */
+static __noinline int nd_from_pod(struct __sk_buff *skb, __u32 ifindex, const struct packet *p)
 {
 	const __u8 *saddr = p->flow.saddr;
 	bool unspecified = addr_is_zero(saddr, 16);
 	__u8 type = p->icmp_type;
 	__u8 target[16];
-	__u32 opts;
+	__u32 end, opts = ND_L4 + 8; /* RS: 4 reserved bytes; NS, NA: 4 bytes, then the target */
 
-	if (type < ICMPV6_RS || type > ICMPV6_REDIRECT) { /* MLD */
-		if (p->hop_limit == 1 && (unspecified || ipv6_is_link_local(saddr)))
-			return NEIGH_QUIET;
-		return NEIGH_JUDGE;
-	}
-	if (dir == DIR_EGRESS && (type == ICMPV6_RA || type == ICMPV6_REDIRECT))
+	if (type < ICMPV6_RS || type > ICMPV6_REDIRECT) /* MLD */
+		return mld_of_the_kernel(p) ? NEIGH_QUIET : NEIGH_JUDGE;
+	if (type == ICMPV6_RA || type == ICMPV6_REDIRECT)
 		return NEIGH_ROUTER;
-	if (type == ICMPV6_REDIRECT || p->hop_limit != 255 || p->icmp_code != 0 || p->ext ||
-	    p->fragment != FRAG_NONE)
+	if (!nd_header_plain(skb, p, &end))
 		return NEIGH_JUDGE;
-
-	/* RS: 4 reserved bytes; NS, NA: 4 bytes, then the target. */
-	opts = p->l4 + 8;
-	if (type == ICMPV6_NS || type == ICMPV6_NA) {
-		if (opts + 16 > p->end || bpf_skb_load_bytes(skb, opts, target, sizeof(target)) < 0)
-			return NEIGH_JUDGE;
-		opts += 16;
-	}
-
-	if (dir == DIR_INGRESS) {
-		/* A bridge floods other pods' solicitations to every port: not
-		 * this pod's business, and not worth a report. */
-		if (type == ICMPV6_RA || type == ICMPV6_NA)
-			return NEIGH_PASS;
-		if (type == ICMPV6_NS &&
-		    (ipv6_is_link_local(target) || addr_is_own(ifindex, FAMILY_IPV6, target)))
-			return NEIGH_PASS;
-		return NEIGH_QUIET;
-	}
-
 	if (unspecified) {
 		if (type == ICMPV6_NA)
 			return NEIGH_JUDGE;
 	} else if (!ipv6_is_link_local(saddr) && !addr_is_own(ifindex, FAMILY_IPV6, saddr)) {
 		return NEIGH_JUDGE; /* and refused as a spoofed source */
 	}
-	if ((type == ICMPV6_NA || (type == ICMPV6_NS && unspecified)) &&
-	    !ipv6_is_link_local(target) && !addr_is_own(ifindex, FAMILY_IPV6, target))
-		return NEIGH_SPOOFED; /* claims, or probes for, another's address */
-	return nd_options_plain(skb, opts, p->end) ? NEIGH_PASS : NEIGH_JUDGE;
+	if (type != ICMPV6_RS) {
+		if (!nd_target(skb, end, target))
+			return NEIGH_JUDGE;
+		/* An NA claims its target; a DAD NS probes for it. */
+		if ((type == ICMPV6_NA || unspecified) && !nd_target_ok(ifindex, target))
+			return NEIGH_SPOOFED;
+		opts += 16;
+	}
+	return nd_options_plain(skb, opts, end) ? NEIGH_PASS : NEIGH_JUDGE;
 }

@@ -101,15 +101,11 @@ struct packet {
 	__u8 is_icmp_error;
 	/* TCP only: the flags byte; zero for a later fragment. */
 	__u8 tcp_flags;
-	/* PARSE_NDP only: what neighbour.h checks. l4 is the offset of the
-	 * ICMPv6 header, end the first byte past the IPv6 payload; ext says
-	 * extension headers came before it. */
+	/* PARSE_NDP only: the IPv6 hop limit and the ICMPv6 type (the rest
+	 * neighbour.h reads itself: these two bytes fit in padding, more
+	 * would grow every program's frame). */
 	__u8 hop_limit;
 	__u8 icmp_type;
-	__u8 icmp_code;
-	__u8 ext;
-	__u32 l4;
-	__u32 end;
 };
 
 /* Only a SYN without ACK opens a TCP connection: anything else that
@@ -402,10 +398,6 @@ upper:
 		if (icmp6_is_ndp(icmp.type)) {
 			p->hop_limit = ip6.hop_limit;
 			p->icmp_type = icmp.type;
-			p->icmp_code = icmp.code;
-			p->ext = off != ETH_HLEN + sizeof(ip6);
-			p->l4 = off;
-			p->end = end;
 			return PARSE_NDP;
 		}
 		if (icmp_is_error(FAMILY_IPV6, icmp.type))

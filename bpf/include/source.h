@@ -48,13 +48,18 @@ static __always_inline bool ipv6_is_link_local(const __u8 *addr)
 	return addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80; /* fe80::/10 */
 }
 
+/* addr (4 or 16 bytes) is all zero. Read as whole words: byte by byte,
+ * clang keeps (and spills) each byte. */
 static __always_inline bool addr_is_zero(const __u8 *addr, int len)
 {
-	__u8 any = 0;
+	__u64 hi, lo;
+	__u32 v4;
 
-#pragma unroll
-	for (int i = 0; i < 16; i++)
-		if (i < len)
-			any |= addr[i];
-	return any == 0;
+	if (len == 4) {
+		__builtin_memcpy(&v4, addr, sizeof(v4));
+		return v4 == 0;
+	}
+	__builtin_memcpy(&hi, addr, sizeof(hi));
+	__builtin_memcpy(&lo, addr + 8, sizeof(lo));
+	return (hi | lo) == 0;
 }
