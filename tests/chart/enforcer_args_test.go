@@ -8,6 +8,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/palisade-dev/palisade/enforcer/datapath"
 )
 
 // TestEnforcerServiceArgs: the service ranges and uplinks reach the
@@ -38,6 +40,35 @@ func TestEnforcerServiceArgs(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("enforcer args %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestEnforcerPodInterfacesArg: the pod interface patterns always reach
+// the enforcer, the default being the binary's own, and an empty list turns
+// quarantine off explicitly.
+func TestEnforcerPodInterfacesArg(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{"default: the binary's CNI patterns", nil, "--pod-interfaces=" + strings.Join(datapath.DefaultPodInterfaces, ",")},
+		{"one CNI", values("enforcer.podInterfaces", []any{"cali*"}), "--pod-interfaces=cali*"},
+		{"none", values("enforcer.podInterfaces", []any{}), "--pod-interfaces="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, defaultRelease, tc.vals)
+			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
+			var got []string
+			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--pod-interfaces") {
+					got = append(got, a)
+				}
+			}
+			if !slices.Equal(got, []string{tc.want}) {
+				t.Errorf("enforcer args %v, want %s", got, tc.want)
 			}
 		})
 	}

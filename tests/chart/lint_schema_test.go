@@ -60,6 +60,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"IPv6 service range length above 128", values("enforcer.serviceCIDRs", []any{"fd00:96::/129"}), "/enforcer/serviceCIDRs/0"},
 		{"service ranges as one string", values("enforcer.serviceCIDRs", "10.96.0.0/12"), "/enforcer/serviceCIDRs"},
 		{"uplink name with a slash", values("enforcer.uplinkInterfaces", []any{"eth0/1"}), "/enforcer/uplinkInterfaces/0"},
+		{"pod interface pattern with a comma", values("enforcer.podInterfaces", []any{"veth*,cali*"}), "/enforcer/podInterfaces/0"},
 		{"uplink name too long", values("enforcer.uplinkInterfaces", []any{"a-very-long-interface"}), "/enforcer/uplinkInterfaces/0"},
 		{"map size zero", values("enforcer.maps.policy", 0), "/enforcer/maps/policy"},
 		{"map size above 16M", values("enforcer.maps.conntrack", 16777217), "/enforcer/maps/conntrack"},
