@@ -434,7 +434,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 	v.reason = reason;
 	v.rule_id = rule_id;
 	if (reason_allows(reason)) {
-		int created = ct_create(&k, ep->revision, CT_F_SERVICE, rule_id, now);
+		int created = ct_create(&k, ep->revision, CT_F_SERVICE, rule_id, now, 0);
 
 		if (created != CT_CREATED) {
 			if (deferred)
@@ -448,7 +448,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 		return TC_ACT_UNSPEC;
 	}
 	if (ep->flags & ENDPOINT_F_AUDIT) {
-		ct_create(&k, ep->revision, CT_F_SERVICE | CT_F_AUDIT, 0, now);
+		ct_create(&k, ep->revision, CT_F_SERVICE | CT_F_AUDIT, 0, now, 0);
 		confirm(deferred);
 	} else if (deferred) {
 		ct_delete(&dk);
@@ -585,7 +585,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 				   COUNTER_TCP_NOT_NEW_PASSED);
 
 	if (dir == DIR_EGRESS && !p.is_icmp_error && is_service(p.flow.family, p.flow.daddr)) {
-		int created = ct_create(&k, ep->revision, CT_F_DEFERRED, 0, now);
+		int created = ct_create(&k, ep->revision, CT_F_DEFERRED, 0, now, 0);
 
 		if (created != CT_CREATED) {
 			fill_identities(&v, ep, dir, peer_of(dir, &p.flow));
@@ -606,7 +606,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 
 	if (reason_allows(reason)) {
 		if (!p.is_icmp_error) {
-			int created = ct_create(&k, ep->revision, 0, rule_id, now);
+			int created = ct_create(&k, ep->revision, 0, rule_id, now, arrived_on(skb));
 
 			if (created != CT_CREATED)
 				return untrackable(skb, ep, &p.flow, &v, created, now);
@@ -625,7 +625,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (ep->flags & ENDPOINT_F_AUDIT)
 		flags = CT_F_AUDIT;
 	if (flags && !p.is_icmp_error)
-		ct_create(&k, ep->revision, flags, 0, now);
+		ct_create(&k, ep->revision, flags, 0, now, arrived_on(skb));
 	return refuse(skb, ep, &p.flow, &v, COUNTER_DROP_POLICY, now);
 }
 

@@ -83,17 +83,28 @@ enum ct_create_result {
  * comes into it from another pod of this node, which pays for it (it
  * opened it, and its own egress entry is bounded by the same share). A
  * pod flooding another with allowed flows fills its own share, not the
- * target's. */
-static __always_inline __u32 ct_payer(const struct ct_key *k)
+ * target's. The sender is believed only if the packet arrived from its
+ * interface (arrived_on: skb->ingress_ifindex), so that a packet from
+ * outside forging a local pod's address charges the receiver, never the
+ * pod it names. */
+static __always_inline __u32 ct_payer(const struct ct_key *k, __u32 arrived_on)
 {
 	struct endpoint_ip_value *src;
 	struct addr_key ak;
 
-	if (k->direction != DIR_INGRESS)
+	if (k->direction != DIR_INGRESS || arrived_on == 0)
 		return k->ifindex;
 	addr_key_init(&ak, k->family, k->saddr);
 	src = bpf_map_lookup_elem(&endpoint_ips, &ak);
-	return src ? src->ifindex : k->ifindex;
+	return src && src->ifindex == arrived_on ? src->ifindex : k->ifindex;
+}
+
+/* The interface a packet entered the node through, for ct_payer. */
+static __always_inline __u32 arrived_on(struct __sk_buff *skb)
+{
+	/* Straight off the context (see emit_event). */
+	asm volatile("" : "+r"(skb));
+	return skb->ingress_ifindex;
 }
 
 /* An endpoint's share counter, created at zero on first use. */
@@ -107,13 +118,14 @@ static __always_inline __u64 *ct_share(__u32 ifindex)
 	return bpf_map_lookup_elem(&ct_endpoint_used, &ifindex);
 }
 
-/* Tracks a new flow within its endpoint's share. Anything but
+/* Tracks a new flow within the share it counts in (ct_payer; arrived_on
+ * is 0 where the flow cannot come from another pod). Anything but
  * CT_CREATED means the flow has no entry: the caller refuses it where it
  * needed one (its replies, and its own later packets, would find none). */
 static __always_inline int ct_create(struct ct_key *k, __u32 revision, __u32 flags,
-				     __u32 rule_id, __u64 now)
+				     __u32 rule_id, __u64 now, __u32 arrived)
 {
-	__u32 ifindex = ct_payer(k);
+	__u32 ifindex = ct_payer(k, arrived);
 	struct ct_value v = {
 		.created_ns = now,
 		.last_seen_ns = now,
