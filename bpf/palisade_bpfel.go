@@ -194,6 +194,8 @@ const (
 	PalisadeIdentityIDENTITY_WORLD      PalisadeIdentity = 1
 	PalisadeIdentityIDENTITY_HOST       PalisadeIdentity = 2
 	PalisadeIdentityIDENTITY_FIRST_USER PalisadeIdentity = 256
+	PalisadeIdentityIDENTITY_ANY_POD    PalisadeIdentity = 4
+	PalisadeIdentityIDENTITY_FIRST_CIDR PalisadeIdentity = 16777216
 )
 
 type PalisadeIdentityValue struct {

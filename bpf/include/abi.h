@@ -16,6 +16,13 @@ enum identity {
 	IDENTITY_HOST = 2,
 	/* Go allocates workload and CIDR identities from here up. */
 	IDENTITY_FIRST_USER = 256,
+	/* A peer wildcard in policy keys: every pod (a workload identity,
+	 * IDENTITY_FIRST_USER up to IDENTITY_FIRST_CIDR), never the host, the
+	 * world or an ipBlock range. One entry stands for namespaceSelector: {}
+	 * however many identities the cluster has. */
+	IDENTITY_ANY_POD = 4,
+	/* CIDR identities start here; workload identities stay below. */
+	IDENTITY_FIRST_CIDR = 1 << 24,
 };
 
 /* Address family as stored in keys and events (not AF_*: one byte each). */

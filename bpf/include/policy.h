@@ -103,14 +103,24 @@ static __always_inline bool policy_allows_peer(__u32 local, __u32 peer, __u8 dir
 	return policy_hit(&k, rule_id);
 }
 
+/* A workload identity: what IDENTITY_ANY_POD entries match. The reserved
+ * numbers below (world, host, a quarantined or transitional endpoint's)
+ * and CIDR identities are not pods. */
+static __always_inline bool is_pod_identity(__u32 id)
+{
+	return id >= IDENTITY_FIRST_USER && id < IDENTITY_FIRST_CIDR;
+}
+
 /* The verdict for a flow that starts in dir, between the endpoint and
- * peer. Returns a REASON_*: allowed when it is POLICY_ALLOW, NOT_ISOLATED or
+ * peer: the peer's own entries, then every-pod ones, then any-peer ones.
+ * Returns a REASON_*: allowed when it is POLICY_ALLOW, NOT_ISOLATED or
  * HOST. */
 static __always_inline __u32 judge(const struct endpoint_value *ep, __u8 dir, __u32 peer,
 				   __u8 protocol, __u16 port, __u32 *rule_id)
 {
 	__u32 isolated = dir == DIR_INGRESS ? ENDPOINT_F_INGRESS_ISOLATED
 					    : ENDPOINT_F_EGRESS_ISOLATED;
+	__u32 wildcard;
 
 	*rule_id = 0;
 	if (!(ep->flags & isolated))
@@ -119,8 +129,16 @@ static __always_inline __u32 judge(const struct endpoint_value *ep, __u8 dir, __
 		return REASON_HOST;
 	if (policy_allows_peer(ep->identity, peer, dir, protocol, port, rule_id))
 		return REASON_POLICY_ALLOW;
-	if (policy_allows_peer(ep->identity, IDENTITY_ANY, dir, protocol, port, rule_id))
-		return REASON_POLICY_ALLOW;
+	/* The wildcards share one copy of the lookups: to_pod judges at three
+	 * places and has no stack to spare for a third copy at each. */
+	wildcard = is_pod_identity(peer) ? IDENTITY_ANY_POD : IDENTITY_ANY;
+	for (int i = 0; i < 2; i++) {
+		if (policy_allows_peer(ep->identity, wildcard, dir, protocol, port, rule_id))
+			return REASON_POLICY_ALLOW;
+		if (wildcard == IDENTITY_ANY)
+			break;
+		wildcard = IDENTITY_ANY;
+	}
 	return REASON_POLICY_MISS;
 }
 

@@ -251,7 +251,28 @@ func (e *BPFEngine) setEndpoint(pod policy.PodRef) error {
 	if err := e.objs.Endpoints.Put(uint32(probeIfindex), &v); err != nil {
 		return fmt.Errorf("judge with bpf: write endpoint of %s: %w", pod, err)
 	}
+	// The program drops a packet leaving a pod from an address that is
+	// not the pod's: the probe interface sends from the pod's addresses.
+	ep, _ := e.state.Endpoint(pod)
+	for _, a := range ep.IPs {
+		k := addrKey(a)
+		if err := e.objs.EndpointIps.Put(&k, &bpf.PalisadeEndpointIpValue{Ifindex: uint32(probeIfindex)}); err != nil {
+			return fmt.Errorf("judge with bpf: write address %s of %s: %w", a, pod, err)
+		}
+	}
 	return nil
+}
+
+// addrKey is an endpoint_ips key.
+func addrKey(a netip.Addr) bpf.PalisadeAddrKey {
+	a = a.Unmap()
+	if a.Is4() {
+		k := bpf.PalisadeAddrKey{Family: uint8(bpf.PalisadeFamilyFAMILY_IPV4)}
+		v4 := a.As4()
+		copy(k.Addr[:], v4[:])
+		return k
+	}
+	return bpf.PalisadeAddrKey{Family: uint8(bpf.PalisadeFamilyFAMILY_IPV6), Addr: a.As16()}
 }
 
 // judge runs r's packet through the program of dir with the endpoint
@@ -303,7 +324,9 @@ func (e *BPFEngine) judge(r *Result, dir policy.Direction) error {
 	case tcActShot:
 		j.Cause = policy.CausePolicyMiss
 	case tcActUnspec:
-		if !tracked {
+		// Only flows in isolated directions are tracked: a pass where
+		// nothing isolates needs no entry.
+		if !tracked && j.Isolated {
 			return fmt.Errorf("judge with bpf: %s: %s passed without a new conntrack entry (map full, or a stale flow)", r.Probe, dir)
 		}
 		j.Allowed = true
@@ -350,6 +373,14 @@ func (e *BPFEngine) untrack(r *Result, dir policy.Direction) (uint32, bool, erro
 	}
 	var v bpf.PalisadeCtValue
 	err := e.objs.Conntrack.LookupAndDelete(&k, &v)
+	if err == nil {
+		// The probe endpoint's conntrack share counts the entry the
+		// program made; deleted from Go, it is forgotten with the share,
+		// or enough probes would exhaust it.
+		if derr := e.objs.CtEndpointUsed.Delete(uint32(probeIfindex)); derr != nil && !errors.Is(derr, ebpf.ErrKeyNotExist) {
+			return 0, false, fmt.Errorf("judge with bpf: %s: reset conntrack share: %w", r.Probe, derr)
+		}
+	}
 	switch {
 	case errors.Is(err, ebpf.ErrKeyNotExist):
 		return 0, false, nil
@@ -380,13 +411,14 @@ func (e *BPFEngine) lookupIdentity(a netip.Addr) (policy.NumericIdentity, error)
 }
 
 // matchedRule names the entry with ruleID that matches the probe, in the
-// program's lookup order: the peer's own entries before any-peer ones,
-// and for each the exact port, any port of the protocol, a port range,
+// program's lookup order: the peer's own entries, then every-pod ones
+// (for a pod), then any-peer ones, and for each the exact port, any port of the protocol, a port range,
 // any protocol.
 func (e *BPFEngine) matchedRule(ruleID uint32, local, peer policy.NumericIdentity, dir policy.Direction, port Port) policy.RuleKey {
 	best, bestRank := policy.RuleKey{}, -1
 	for _, k := range e.entries.rulesByID[ruleID] {
-		if k.Local != local || k.Direction != dir || (k.Peer != peer && k.Peer != policy.PeerAny) {
+		wildcard := k.Peer == policy.PeerAny || k.Peer == policy.PeerAnyPod && policy.IsPodIdentity(peer)
+		if k.Local != local || k.Direction != dir || (k.Peer != peer && !wildcard) {
 			continue
 		}
 		rank := -1
@@ -403,8 +435,12 @@ func (e *BPFEngine) matchedRule(ruleID uint32, local, peer policy.NumericIdentit
 		if rank < 0 {
 			continue
 		}
-		if k.Peer == policy.PeerAny {
+		switch k.Peer {
+		case peer:
+		case policy.PeerAnyPod:
 			rank += 4
+		default:
+			rank += 8
 		}
 		if bestRank < 0 || rank < bestRank {
 			best, bestRank = k, rank

@@ -2,6 +2,7 @@ package check
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -92,6 +93,65 @@ spec:
 	c, err := FromObjects(objs)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return c
+}
+
+// everyPodCluster admits every pod of every namespace (the every-pod
+// wildcard) into x/a on TCP 80, and into y/b on any port only the pods
+// labelled app=a of every namespace (no wildcard); y/a's egress goes to
+// every pod on UDP 53.
+func everyPodCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	var docs strings.Builder
+	for i, p := range []string{"x/a", "x/b", "y/a", "y/b", "z/c"} {
+		ns, name, _ := strings.Cut(p, "/")
+		app := name
+		fmt.Fprintf(&docs, "apiVersion: v1\nkind: Pod\nmetadata: {name: \"%s\", namespace: \"%s\", labels: {app: \"%s\"}}\nstatus: {podIP: \"10.0.0.%d\"}\n---\n", name, ns, app, i+1)
+	}
+	docs.WriteString(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-every-pod, namespace: "x"}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  ingress:
+  - from: [{namespaceSelector: {}}]
+    ports: [{port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-every-a, namespace: "y"}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+  - from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: a}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: dns-to-every-pod, namespace: "y"}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{namespaceSelector: {}, podSelector: {}}]
+    ports: [{protocol: UDP, port: 53}]
+`)
+	objs, err := policy.ReadManifests("every-pod", strings.NewReader(docs.String()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := FromObjects(objs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	wildcards := 0
+	for _, r := range c.State.Rules {
+		if r.Peer == policy.PeerAnyPod {
+			wildcards++
+		}
+	}
+	if wildcards != 2 { // x/a ingress, y/a egress; y/b's names its peers
+		tb.Fatalf("fixture: %d every-pod rules, want 2: %v", wildcards, c.State.Rules)
 	}
 	return c
 }

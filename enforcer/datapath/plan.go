@@ -286,10 +286,20 @@ func affectedLocals(cur, next Entries, changedIPs []bpf.PalisadeIpKey) func(bpf.
 		peers[effectiveIdentity(cur.IPs, k)] = true
 		peers[effectiveIdentity(next.IPs, k)] = true
 	}
+	// Every-pod entries change verdicts only where an address moves
+	// between a pod identity and anything else.
+	podness := false
+	for _, k := range changedIPs {
+		podness = podness || isPodIdentity(effectiveIdentity(cur.IPs, k)) != isPodIdentity(effectiveIdentity(next.IPs, k))
+	}
 	if len(peers) > 0 {
 		mark := func(local, peer uint32) {
-			if peer != uint32(bpf.PalisadeIdentityIDENTITY_ANY) && peers[peer] {
-				locals[local] = true
+			switch peer {
+			case uint32(bpf.PalisadeIdentityIDENTITY_ANY):
+			case uint32(bpf.PalisadeIdentityIDENTITY_ANY_POD):
+				locals[local] = locals[local] || podness
+			default:
+				locals[local] = locals[local] || peers[peer]
 			}
 		}
 		for _, m := range []map[bpf.PalisadePolicyKey]bpf.PalisadePolicyValue{cur.Policy, next.Policy} {
@@ -307,6 +317,12 @@ func affectedLocals(cur, next Entries, changedIPs []bpf.PalisadeIpKey) func(bpf.
 	return func(ep bpf.PalisadeEndpointValue) bool {
 		return locals[ep.Identity] || hostChanged && ep.Flags&ingressIso != 0
 	}
+}
+
+// isPodIdentity is bpf/include/policy.h's is_pod_identity: what
+// IDENTITY_ANY_POD entries match.
+func isPodIdentity(id uint32) bool {
+	return id >= uint32(bpf.PalisadeIdentityIDENTITY_FIRST_USER) && id < uint32(bpf.PalisadeIdentityIDENTITY_FIRST_CIDR)
 }
 
 // effectiveIdentity is the identity the addresses of prefix k resolve to

@@ -29,7 +29,8 @@ func modelVerdict(e Entries, ifindex uint32, dir uint8, addr netip.Addr, proto u
 	if dir == uint8(bpf.PalisadeDirectionDIR_INGRESS) && peer == uint32(bpf.PalisadeIdentityIDENTITY_HOST) {
 		return true, true
 	}
-	if modelAllows(e, ep.Identity, peer, dir, proto, port) || modelAllows(e, ep.Identity, 0, dir, proto, port) {
+	if modelAllows(e, ep.Identity, peer, dir, proto, port) || isPodIdentity(peer) && modelAllows(e, ep.Identity, anyPod, dir, proto, port) ||
+		modelAllows(e, ep.Identity, 0, dir, proto, port) {
 		return true, true
 	}
 	return ep.Flags&fAudit != 0, false
@@ -70,6 +71,8 @@ func modelAllows(e Entries, local, peer uint32, dir, proto uint8, port uint16) b
 	return e.Policy[k].Verdict == allow
 }
 
+const anyPod = uint32(bpf.PalisadeIdentityIDENTITY_ANY_POD)
+
 // The small world random states are drawn from: nested prefixes, both
 // families, identities that rules can name.
 var (
@@ -102,7 +105,11 @@ func randomEntries(r *rand.Rand) Entries {
 			port = 0
 		}
 		peer := uint32(0)
-		if r.IntN(3) > 0 {
+		switch r.IntN(4) {
+		case 0:
+		case 1:
+			peer = anyPod
+		default:
 			peer = peerIDs[r.IntN(len(peerIDs))]
 		}
 		k := bpf.PalisadePolicyKey{LocalIdentity: localIDs[r.IntN(len(localIDs))], PeerIdentity: peer, Direction: uint8(1 + r.IntN(2)), Protocol: proto, Dport: port}

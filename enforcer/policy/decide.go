@@ -150,7 +150,12 @@ func judge(s *State, x *stateIndex, ep *LocalEndpoint, dir Direction, peer Numer
 	case dir == Ingress && peer == IdentityHost:
 		j.Allowed, j.Cause = true, CauseHost
 	default:
+		// As the datapath: the peer's own entries, every-pod ones, then
+		// any-peer ones.
 		i, ok := x.allows(ep.Identity, peer, dir, proto, port)
+		if !ok && IsPodIdentity(peer) {
+			i, ok = x.allows(ep.Identity, PeerAnyPod, dir, proto, port)
+		}
 		if !ok {
 			i, ok = x.allows(ep.Identity, PeerAny, dir, proto, port)
 		}

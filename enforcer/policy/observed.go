@@ -166,7 +166,7 @@ func (a *IdentityAllocator) renumber(st *State, k RuleKey) (RuleKey, bool) {
 func (a *IdentityAllocator) seeded(st *State, n NumericIdentity) (NumericIdentity, bool) {
 	id, ok := st.Identity(n)
 	if !ok {
-		return n, n == PeerAny
+		return n, n == PeerAny || n == PeerAnyPod
 	}
 	num := a.numbererOf(id.Kind)
 	if num == nil {

@@ -34,6 +34,13 @@ func (m *peerMatcher) match(policyNS string, p *parsedPeer) []peerRef {
 		return out
 	}
 	var out []peerRef
+	if p.selectsEveryPod() {
+		// One wildcard entry instead of one per identity: O(rules), not
+		// O(identities × ports).
+		out = []peerRef{{id: PeerAnyPod}}
+		m.cache[key] = out
+		return out
+	}
 	if p.block != nil {
 		if m.cp.hostInBlock(p.block) {
 			out = append(out, peerRef{id: IdentityHost})
@@ -73,6 +80,13 @@ func (m *peerMatcher) match(policyNS string, p *parsedPeer) []peerRef {
 	}
 	m.cache[key] = out
 	return out
+}
+
+// selectsEveryPod reports whether the clause matches every pod of every
+// namespace and nothing else: namespaceSelector {} with no or an empty
+// podSelector (an ipBlock is never that: it names addresses, not pods).
+func (p *parsedPeer) selectsEveryPod() bool {
+	return p.block == nil && p.nsSel != nil && p.nsSel.Empty() && (p.podSel == nil || p.podSel.Empty())
 }
 
 // hostInBlock reports whether an ipBlock allows the host identity. The

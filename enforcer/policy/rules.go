@@ -98,8 +98,8 @@ func (cp *compiler) build() *State {
 
 // emitPort adds the rule key(s) one port clause yields. A named port is
 // resolved against the destination pod: the local one for ingress, the
-// peer for egress, where "any peer" means every pod that has the port
-// (nothing outside the cluster has named ports).
+// peer for egress, where "any peer" and "any pod" mean every pod that has
+// the port (nothing outside the cluster has named ports), one rule each.
 func (cp *compiler) emitPort(add func(RuleKey, uint32), all []*workload, local *workload, peer peerRef, dir Direction, port parsedPort, src uint32) {
 	k := RuleKey{Local: local.id, Peer: peer.id, Direction: dir, Protocol: port.proto, Port: port.port, EndPort: port.endPort}
 	if port.name == "" {
@@ -119,7 +119,7 @@ func (cp *compiler) emitPort(add func(RuleKey, uint32), all []*workload, local *
 			k.Port = n
 			add(k, src)
 		}
-	case peer.id == PeerAny:
+	case peer.id == PeerAny || peer.id == PeerAnyPod:
 		for _, w := range all {
 			if n, ok := w.namedPort(port.name, port.proto); ok {
 				k.Peer, k.Port = w.id, n

@@ -32,6 +32,20 @@ const (
 // addresses outside the cluster and the host.
 const PeerAny = IdentityUnknown
 
+// PeerAnyPod in a rule's Peer matches every pod, whatever its identity
+// (IsPodIdentity), and nothing else: not the host, not the world, not an
+// ipBlock range. A peer clause selecting every pod of every namespace
+// (namespaceSelector: {} with no or an empty podSelector) compiles to one
+// rule with it rather than one per pod identity. Matches
+// IDENTITY_ANY_POD in bpf/include/abi.h.
+const PeerAnyPod NumericIdentity = 4
+
+// IsPodIdentity reports whether id is a workload (pod) identity: what
+// PeerAnyPod matches.
+func IsPodIdentity(id NumericIdentity) bool {
+	return id >= FirstWorkloadIdentity && id < FirstCIDRIdentity
+}
+
 // IdentityKind says what an identity stands for.
 type IdentityKind uint8
 
@@ -259,7 +273,11 @@ func cmpNum[T ~uint8 | ~uint16 | ~uint32 | ~int](a, b T) int {
 
 func (k RuleKey) String() string {
 	peer := "any"
-	if k.Peer != PeerAny {
+	switch k.Peer {
+	case PeerAny:
+	case PeerAnyPod:
+		peer = "any-pod"
+	default:
 		peer = fmt.Sprint(uint32(k.Peer))
 	}
 	return fmt.Sprintf("%d %s %s %s %s", k.Local, k.Direction, peer, k.Protocol, portText(k.Port, k.EndPort))
