@@ -445,3 +445,30 @@ func TestUpgradeCarriesTrackedFlows(t *testing.T) {
 		t.Errorf("shares after the upgrade hold %d entries, the carried table %d (client held %d before)", total, entries, share)
 	}
 }
+
+// On a bridge as on routes, the entries of a connection between two pods
+// of the node count in the share of the pod that opened it.
+func TestConnectionBetweenPodsCountsInTheOpenersShare(t *testing.T) {
+	requireKernel(t)
+	n := newTestNode(t)
+	c := n.bridgedPod("client", "10.245.0.2")
+	s := n.bridgedPod("server", "10.245.0.3")
+	s.serve(t, port)
+	d, err := Open(Options{PinDir: testPinDir(t), NetNS: n.path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Remove() })
+	syncState(t, d, compile(t, namespace("x")+pod("x", "client", "client", "10.245.0.2")+pod("x", "server", "server", "10.245.0.3")+clientToServer))
+	conn, err := c.dial(s, port, time.Second)
+	if err != nil {
+		t.Fatalf("client → server: %v", err)
+	}
+	defer conn.Close()
+	expectPass(t, "bridged client → server", echo(conn, time.Second))
+	client, _ := d.ConntrackShare(uint32(n.ifindex(c)))
+	server, _ := d.ConntrackShare(uint32(n.ifindex(s)))
+	if client != 2 || server != 0 {
+		t.Errorf("shares: client %d, server %d; want 2 (its egress entry and the server's ingress one) and 0", client, server)
+	}
+}
