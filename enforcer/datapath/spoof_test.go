@@ -1,24 +1,23 @@
 package datapath
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"golang.org/x/sys/unix"
+	"github.com/palisade-dev/palisade/internal/frames"
 )
 
 // Forged sources and neighbour discovery, attacked for real: an attacker
 // pod whose egress is open writes whole Ethernet frames onto its own
-// interface (an AF_PACKET socket in its namespace), the way a pod with
-// CAP_NET_RAW can, and the victim's namespace counts what reaches it.
+// interface (internal/frames: an AF_PACKET socket in its namespace), the
+// way a pod with CAP_NET_RAW can, and the victim's namespace counts what
+// reaches it.
 
 const (
 	client6IP   = "fd00:244::2"
@@ -95,145 +94,33 @@ func (w *spoofWorld) counter(t *testing.T, name string) uint64 {
 // macs returns the pod's own MAC and that of its host-side interface.
 func (w *spoofWorld) macs(t *testing.T, p *testPod) (pod, host net.HardwareAddr) {
 	t.Helper()
-	get := func(ns, name string) net.HardwareAddr {
-		var mac net.HardwareAddr
-		if err := runInNetNS(ns, func() error {
-			ifi, err := net.InterfaceByName(name)
-			if err != nil {
-				return err
-			}
-			mac = ifi.HardwareAddr
-			return nil
-		}); err != nil {
-			t.Fatalf("find %s: %v", name, err)
-		}
-		return mac
+	pod, err := frames.HardwareAddr(p.path(), "eth0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return get(p.path(), "eth0"), get(w.node.path(), p.hostIf)
+	if host, err = frames.HardwareAddr(w.node.path(), p.hostIf); err != nil {
+		t.Fatal(err)
+	}
+	return pod, host
 }
 
 // sendFrames writes whole Ethernet frames onto the pod's eth0.
-func sendFrames(t *testing.T, p *testPod, frames ...[]byte) {
+func sendFrames(t *testing.T, p *testPod, fs ...[]byte) {
 	t.Helper()
-	err := runInNetNS(p.path(), func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // send only
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		defer unix.Close(fd)
-		for _, f := range frames {
-			sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-			copy(sa.Addr[:], f[:6])
-			if err := unix.Sendto(fd, f, 0, sa); err != nil {
-				return fmt.Errorf("send frame: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := frames.Send(p.path(), "eth0", fs...); err != nil {
 		t.Fatalf("send from %s: %v", p.name, err)
 	}
 }
 
-// capture records every frame arriving on the pod's eth0, from inside
-// its namespace.
-type capture struct {
-	fd     int
-	mu     sync.Mutex
-	frames [][]byte
-	done   chan struct{}
-}
-
-func captureOn(t *testing.T, p *testPod) *capture {
+// captureOn records what arrives on the pod's eth0, inside its namespace.
+func captureOn(t *testing.T, p *testPod) *frames.Capture {
 	t.Helper()
-	c := &capture{done: make(chan struct{})}
-	err := runInNetNS(p.path(), func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		proto := int(htons(unix.ETH_P_ALL))
-		if c.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, proto); err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		tv := unix.Timeval{Usec: 50_000}
-		if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return err
-		}
-		return unix.Bind(c.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
-	})
+	c, err := frames.Listen(p.path(), "eth0")
 	if err != nil {
-		t.Fatalf("capture in %s: %v", p.name, err)
+		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		buf := make([]byte, 65536)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			n, from, err := unix.Recvfrom(c.fd, buf, 0)
-			if err != nil {
-				continue // the read timeout: look at stop again
-			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-				continue
-			}
-			c.mu.Lock()
-			c.frames = append(c.frames, append([]byte(nil), buf[:n]...))
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-c.done; unix.Close(c.fd) })
+	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// count returns how many captured frames carry an IP packet from src to
-// dst port dport (0: any port, or no ports).
-func (c *capture) count(src netip.Addr, dport uint16) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, f := range c.frames {
-		s, proto, l4, ok := ipOf(f)
-		if !ok || s != src {
-			continue
-		}
-		if dport == 0 || (proto == protoTCP || proto == protoUDP) && len(l4) >= 4 && binary.BigEndian.Uint16(l4[2:4]) == dport {
-			n++
-		}
-	}
-	return n
-}
-
-func ipOf(f []byte) (src netip.Addr, proto uint8, l4 []byte, ok bool) {
-	if len(f) < 14 {
-		return
-	}
-	switch binary.BigEndian.Uint16(f[12:14]) {
-	case 0x0800:
-		if len(f) < 34 {
-			return
-		}
-		ihl := int(f[14]&0xf) * 4
-		if len(f) < 14+ihl {
-			return
-		}
-		return netip.AddrFrom4([4]byte(f[26:30])), f[23], f[14+ihl:], true
-	case 0x86dd:
-		if len(f) < 54 {
-			return
-		}
-		return netip.AddrFrom16([16]byte(f[22:38])), f[20], f[54:], true
-	}
-	return
 }
 
 // settle gives forged frames time to be forwarded (or not).
@@ -251,16 +138,16 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 		frame []byte
 		src   netip.Addr
 	}{
-		{"TCP SYN as the client", x, tcpSYNFrame(xHost, xMAC, c.ip, s.ip, 40001, forgedPort), c.ip},
-		{"UDP as the client", x, udpFrame(xHost, xMAC, c.ip, s.ip, 40002, forgedPort, []byte("forged")), c.ip},
-		{"TCP SYN from an unused address", x, tcpSYNFrame(xHost, xMAC, netip.MustParseAddr(unusedPodIP), s.ip, 40003, forgedPort), netip.MustParseAddr(unusedPodIP)},
-		{"IPv6 TCP SYN as the client", x6, tcpSYNFrame(x6Host, x6MAC, c6.ip, s6.ip, 40004, forgedPort), c6.ip},
-		{"IPv6 UDP as the client", x6, udpFrame(x6Host, x6MAC, c6.ip, s6.ip, 40005, forgedPort, []byte("forged")), c6.ip},
+		{"TCP SYN as the client", x, frames.TCPSYN(xHost, xMAC, c.ip, s.ip, 40001, forgedPort), c.ip},
+		{"UDP as the client", x, frames.UDP(xHost, xMAC, c.ip, s.ip, 40002, forgedPort, []byte("forged")), c.ip},
+		{"TCP SYN from an unused address", x, frames.TCPSYN(xHost, xMAC, netip.MustParseAddr(unusedPodIP), s.ip, 40003, forgedPort), netip.MustParseAddr(unusedPodIP)},
+		{"IPv6 TCP SYN as the client", x6, frames.TCPSYN(x6Host, x6MAC, c6.ip, s6.ip, 40004, forgedPort), c6.ip},
+		{"IPv6 UDP as the client", x6, frames.UDP(x6Host, x6MAC, c6.ip, s6.ip, 40005, forgedPort, []byte("forged")), c6.ip},
 	}
 
 	// Without Palisade the attack works: every forged packet reaches the
 	// server's namespace. This is what makes the zero below mean something.
-	before := map[*testPod]*capture{s: captureOn(t, s), s6: captureOn(t, s6)}
+	before := map[*testPod]*frames.Capture{s: captureOn(t, s), s6: captureOn(t, s6)}
 	for _, f := range forged {
 		sendFrames(t, f.from, f.frame)
 	}
@@ -270,7 +157,7 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 		if f.from == x6 {
 			target = s6
 		}
-		if before[target].count(f.src, forgedPort) == 0 {
+		if before[target].Count(f.src, forgedPort) == 0 {
 			t.Fatalf("control: %s did not reach the server before enforcement; the test cannot tell a drop from a broken path", f.what)
 		}
 	}
@@ -281,7 +168,7 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 	expectPass(t, "IPv6 client → server TCP 8080", c6.tcp(s6, port))
 	expectDrop(t, "attacker → server TCP 8080 from its own address", x.tcp(s, port))
 
-	after := map[*testPod]*capture{s: captureOn(t, s), s6: captureOn(t, s6)}
+	after := map[*testPod]*frames.Capture{s: captureOn(t, s), s6: captureOn(t, s6)}
 	dropped := w.counter(t, "drop_spoofed")
 	for _, f := range forged {
 		sendFrames(t, f.from, f.frame)
@@ -292,7 +179,7 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 		if f.from == x6 {
 			target = s6
 		}
-		if n := after[target].count(f.src, forgedPort); n != 0 {
+		if n := after[target].Count(f.src, forgedPort); n != 0 {
 			t.Errorf("%s: %d packets reached the server's namespace, want none", f.what, n)
 		}
 	}
@@ -313,7 +200,7 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 	// The legitimate pod still connects, and its own packets arrive.
 	expectPass(t, "client → server TCP 8080 after the attack", c.tcp(s, port))
 	expectPass(t, "IPv6 client → server UDP 8080 after the attack", c6.udp(s6, port))
-	if after[s].count(c.ip, port) == 0 {
+	if after[s].Count(c.ip, port) == 0 {
 		t.Error("the client's own packets were not seen in the server's namespace: the capture is blind")
 	}
 }
@@ -354,11 +241,11 @@ func TestNeighbourDiscoveryFromPodsCarriesNoData(t *testing.T) {
 	clientAddr := netip.MustParseAddr(clientIP)
 	payload := []byte("exfiltrated: the quarterly numbers")
 
-	nsWithData := ndFrame(x6Host, x6MAC, lladdr, nodeLL, 255, 135, nodeLL.AsSlice(), ndOpt(1, x6MAC), payload)
-	nsWithDataToServer := ndFrame(x6Host, x6MAC, w.attacker6.ip, s6.ip, 255, 135, s6.ip.AsSlice(), ndOpt(1, x6MAC), payload)
-	ra := ndFrame(multicastMAC(netip.MustParseAddr("ff02::1")), x6MAC, lladdr, netip.MustParseAddr("ff02::1"), 255, 134, nil,
-		[]byte{64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0}, prefixInfo(netip.MustParsePrefix("fd00:bad::/64")))
-	arpAsClient := arpFrame(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, xMAC, 1, clientAddr, gw)
+	nsWithData := frames.ND(x6Host, x6MAC, lladdr, nodeLL, 255, 135, nodeLL.AsSlice(), frames.LinkLayerOption(1, x6MAC), payload)
+	nsWithDataToServer := frames.ND(x6Host, x6MAC, w.attacker6.ip, s6.ip, 255, 135, s6.ip.AsSlice(), frames.LinkLayerOption(1, x6MAC), payload)
+	ra := frames.ND(frames.MulticastMAC(netip.MustParseAddr("ff02::1")), x6MAC, lladdr, netip.MustParseAddr("ff02::1"), 255, 134, nil,
+		[]byte{64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0}, frames.PrefixInformation(netip.MustParsePrefix("fd00:bad::/64")))
+	arpAsClient := frames.ARP(frames.Broadcast, xMAC, 1, clientAddr, gw)
 
 	// Controls without Palisade: the node takes each of these in.
 	ns0, ra0 := icmp6In(t, w.node, x6, "Icmp6InType135"), icmp6In(t, w.node, x6, "Icmp6InType134")
@@ -387,7 +274,7 @@ func TestNeighbourDiscoveryFromPodsCarriesNoData(t *testing.T) {
 	if got := icmp6In(t, w.node, x6, "Icmp6InType134") - ra0; got != 0 {
 		t.Errorf("the node received %d router advertisements from a pod, want none", got)
 	}
-	if n := capture.count(w.attacker6.ip, 0); n != 0 {
+	if n := capture.Count(w.attacker6.ip, 0); n != 0 {
 		t.Errorf("%d solicitations carrying data reached the server's namespace, want none", n)
 	}
 	if out := w.node.ip("neigh", "show", "dev", x.hostIf); strings.Contains(out, clientIP) {
@@ -446,133 +333,4 @@ func pingOnce(to netip.Addr) error {
 		}
 	}
 	return fmt.Errorf("no answer from %s", to)
-}
-
-// Frame builders: Ethernet, IPv4 with its header checksum, IPv6, and TCP,
-// UDP, ICMPv6 with their checksums (the receiving stack checks them).
-
-const (
-	protoTCP    = 6
-	protoUDP    = 17
-	protoICMPv6 = 58
-)
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func ethFrame(dst, src net.HardwareAddr, etherType uint16, payload []byte) []byte {
-	f := make([]byte, 14, 14+len(payload))
-	copy(f[0:6], dst)
-	copy(f[6:12], src)
-	binary.BigEndian.PutUint16(f[12:14], etherType)
-	return append(f, payload...)
-}
-
-func checksum(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint32) uint16 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// ipFrame wraps l4 (checksum field at csumOff, zeroed) in IPv4 or IPv6
-// by the family of src, filling the L4 checksum over the pseudo-header.
-func ipFrame(dst, srcMAC net.HardwareAddr, src, to netip.Addr, proto uint8, hop uint8, l4 []byte, csumOff int) []byte {
-	pseudo := checksum(0, src.AsSlice())
-	pseudo = checksum(pseudo, to.AsSlice())
-	pseudo += uint32(proto) + uint32(len(l4))
-	binary.BigEndian.PutUint16(l4[csumOff:], 0)
-	binary.BigEndian.PutUint16(l4[csumOff:], fold(checksum(pseudo, l4)))
-	if src.Is4() {
-		h := make([]byte, 20)
-		h[0] = 0x45
-		binary.BigEndian.PutUint16(h[2:4], uint16(20+len(l4)))
-		h[8] = hop
-		h[9] = proto
-		copy(h[12:16], src.AsSlice())
-		copy(h[16:20], to.AsSlice())
-		binary.BigEndian.PutUint16(h[10:12], fold(checksum(0, h)))
-		return ethFrame(dst, srcMAC, 0x0800, append(h, l4...))
-	}
-	h := make([]byte, 40)
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:6], uint16(len(l4)))
-	h[6] = proto
-	h[7] = hop
-	copy(h[8:24], src.AsSlice())
-	copy(h[24:40], to.AsSlice())
-	return ethFrame(dst, srcMAC, 0x86dd, append(h, l4...))
-}
-
-func tcpSYNFrame(dst, srcMAC net.HardwareAddr, src, to netip.Addr, sport, dport uint16) []byte {
-	l4 := make([]byte, 20)
-	binary.BigEndian.PutUint16(l4[0:2], sport)
-	binary.BigEndian.PutUint16(l4[2:4], dport)
-	binary.BigEndian.PutUint32(l4[4:8], 0x1000)
-	l4[12] = 5 << 4
-	l4[13] = 0x02
-	binary.BigEndian.PutUint16(l4[14:16], 64240)
-	return ipFrame(dst, srcMAC, src, to, protoTCP, 64, l4, 16)
-}
-
-func udpFrame(dst, srcMAC net.HardwareAddr, src, to netip.Addr, sport, dport uint16, data []byte) []byte {
-	l4 := make([]byte, 8, 8+len(data))
-	binary.BigEndian.PutUint16(l4[0:2], sport)
-	binary.BigEndian.PutUint16(l4[2:4], dport)
-	binary.BigEndian.PutUint16(l4[4:6], uint16(8+len(data)))
-	return ipFrame(dst, srcMAC, src, to, protoUDP, 64, append(l4, data...), 6)
-}
-
-// ndFrame is an ICMPv6 message: type, code 0, 4 reserved bytes, target
-// (nil for none), then the rest.
-func ndFrame(dst, srcMAC net.HardwareAddr, src, to netip.Addr, hop, typ uint8, target []byte, rest ...[]byte) []byte {
-	l4 := []byte{typ, 0, 0, 0, 0, 0, 0, 0}
-	if typ == 134 {
-		l4 = l4[:4] // an RA's fixed fields come in rest
-	}
-	l4 = append(l4, target...)
-	for _, r := range rest {
-		l4 = append(l4, r...)
-	}
-	if dst == nil {
-		dst = multicastMAC(to)
-	}
-	return ipFrame(dst, srcMAC, src, to, protoICMPv6, hop, l4, 2)
-}
-
-func ndOpt(typ uint8, mac net.HardwareAddr) []byte { return append([]byte{typ, 1}, mac...) }
-
-func prefixInfo(p netip.Prefix) []byte {
-	o := make([]byte, 32)
-	o[0], o[1], o[2], o[3] = 3, 4, byte(p.Bits()), 0xc0
-	binary.BigEndian.PutUint32(o[4:8], 86400)
-	binary.BigEndian.PutUint32(o[8:12], 14400)
-	copy(o[16:32], p.Addr().AsSlice())
-	return o
-}
-
-func multicastMAC(a netip.Addr) net.HardwareAddr {
-	b := a.As16()
-	return net.HardwareAddr{0x33, 0x33, b[12], b[13], b[14], b[15]}
-}
-
-func arpFrame(dst, srcMAC net.HardwareAddr, op uint16, spa, tpa netip.Addr) []byte {
-	a := make([]byte, 28)
-	binary.BigEndian.PutUint16(a[0:2], 1)
-	binary.BigEndian.PutUint16(a[2:4], 0x0800)
-	a[4], a[5] = 6, 4
-	binary.BigEndian.PutUint16(a[6:8], op)
-	copy(a[8:14], srcMAC)
-	copy(a[14:18], spa.AsSlice())
-	copy(a[24:28], tpa.AsSlice())
-	return ethFrame(dst, srcMAC, 0x0806, a)
 }
