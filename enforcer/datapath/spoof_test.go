@@ -334,3 +334,52 @@ func pingOnce(to netip.Addr) error {
 	}
 	return fmt.Errorf("no answer from %s", to)
 }
+
+// withSourceCIDRs adds the source-ranges annotation to a rendered pod.
+func withSourceCIDRs(podYAML, value string) string {
+	return strings.Replace(podYAML, "  labels:", "  annotations: {"+policy.AnnotationSourceCIDRs+": \""+value+"\"}\n  labels:", 1)
+}
+
+// A router pod granted 10.9.0.0/16 by its annotation sends from it, through
+// a real Sync, and only from it; once the annotation is gone (the next
+// Sync withdraws the range) it no longer can.
+func TestAnnotatedSourceRangesPassAndAreWithdrawn(t *testing.T) {
+	requireKernel(t)
+	n := newTestNode(t)
+	target := n.routedPod("client", clientIP) // its ingress is open
+	router := n.routedPod("router", "10.244.0.6")
+	rw := &routedWorld{node: n, pinDir: testPinDir(t), logs: &logBuffer{}}
+	d := rw.open(t)
+	manifests := func(annotated bool) string {
+		r := pod("open", "router", "router", "10.244.0.6")
+		if annotated {
+			r = withSourceCIDRs(r, "10.9.0.0/16")
+		}
+		return namespace("x") + namespace("open") + pod("x", "client", "client", clientIP) + r
+	}
+	syncState(t, d, compile(t, manifests(true)))
+
+	mac, host := (&spoofWorld{node: n}).macs(t, router)
+	granted, outside := netip.MustParseAddr("10.9.1.2"), netip.MustParseAddr("10.10.0.1")
+	send := func(sport uint16) {
+		sendFrames(t, router,
+			frames.UDP(host, mac, granted, target.ip, sport, forgedPort, []byte("routed")),
+			frames.UDP(host, mac, outside, target.ip, sport, forgedPort, []byte("routed")))
+		settle()
+	}
+	c := captureOn(t, target)
+	send(42001)
+	if c.Count(granted, forgedPort) != 1 {
+		t.Errorf("a datagram from the granted range 10.9.0.0/16: %d arrived, want 1", c.Count(granted, forgedPort))
+	}
+	if n := c.Count(outside, forgedPort); n != 0 {
+		t.Errorf("a datagram from outside the granted range: %d arrived, want none", n)
+	}
+
+	syncState(t, d, compile(t, manifests(false)))
+	c2 := captureOn(t, target)
+	send(42002)
+	if n := c2.Count(granted, forgedPort); n != 0 {
+		t.Errorf("after the annotation was removed, %d datagrams from 10.9.0.0/16 arrived, want none", n)
+	}
+}
