@@ -309,3 +309,26 @@ func net16(s string) []byte {
 	a := netip.MustParseAddr(s).As16()
 	return a[:]
 }
+
+// After DNAT, sources are found by pod address: the post-DNAT judgement
+// of a pod's own service traffic still finds it, and a router pod's
+// traffic from a granted range (which has no pod address) is dropped
+// there as from no local pod: fail closed, a known gap.
+func TestServiceTrafficFromAGrantedRangeIsDroppedAfterDNAT(t *testing.T) {
+	d := newServiceCluster(t, isolatedAll)
+	sourceCIDR(d, "10.9.0.0/16", podIfindex)
+
+	d.deferred(t, "own address to the service", frame(podIP, clusterIP, protoUDP, udp(33335, 80)))
+	d.expectUplink(t, "own address after DNAT", frame(podIP, peerIP, protoUDP, udp(33335, backendPort)), tcActUnspec)
+
+	d.events()
+	before := d.counter(PalisadeCounterCOUNTER_DROP_SERVICE_SOURCE)
+	d.deferred(t, "granted range to the service", frame("10.9.1.2", clusterIP, protoUDP, udp(33336, 80)))
+	d.expectUplink(t, "granted range after DNAT", frame("10.9.1.2", peerIP, protoUDP, udp(33336, backendPort)), tcActShot)
+	if n := d.counter(PalisadeCounterCOUNTER_DROP_SERVICE_SOURCE) - before; n != 1 {
+		t.Errorf("drop_service_source moved by %d, want 1", n)
+	}
+	if evs := d.events(); len(evs) != 1 || PalisadeReason(evs[0].Reason) != PalisadeReasonREASON_SERVICE_SOURCE_UNKNOWN {
+		t.Errorf("events %+v: want one drop, service source unknown", evs)
+	}
+}
