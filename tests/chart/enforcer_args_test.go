@@ -74,6 +74,33 @@ func TestEnforcerPodInterfacesArg(t *testing.T) {
 	}
 }
 
+// TestEnforcerConntrackShareArg: a pod's conntrack share reaches the
+// enforcer as an integer flag only when set.
+func TestEnforcerConntrackShareArg(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+		want []string
+	}{
+		{"default: an eighth of the table", nil, nil},
+		{"set", values("enforcer.conntrackPerEndpoint", 1000000), []string{"--conntrack-per-endpoint=1000000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, defaultRelease, tc.vals)
+			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
+			var got []string
+			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--conntrack-per-endpoint") {
+					got = append(got, a)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("enforcer args %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestEnforcerMapSizeArgs: enforcer.maps.* reach the enforcer as --map-*
 // flags, as integers (a large YAML number must not render as 1e+06);
 // unset sizes pass no flag, so the compiled sizes apply.
