@@ -213,7 +213,7 @@ static __always_inline int ct_revalidate(struct __sk_buff *skb, const struct end
 	}
 
 	peer = identity_of(k->family, peer_addr);
-	reason = judge(ep, k->direction, peer, k->protocol, policy_port(k->protocol, k->dport),
+	reason = judge(ep, k->direction, peer, k->family, k->protocol, policy_port(k->protocol, k->dport),
 		       &rule_id);
 	if (reason_allows(reason)) {
 		ct->revision = ep->revision;
@@ -397,7 +397,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 	}
 
 	if (ct) {
-		reason = judge(ep, DIR_EGRESS, peer, t->protocol, policy_port(t->protocol, t->dport),
+		reason = judge(ep, DIR_EGRESS, peer, t->family, t->protocol, policy_port(t->protocol, t->dport),
 			       &rule_id);
 		if (reason_allows(reason)) {
 			ct->revision = ep->revision;
@@ -429,7 +429,7 @@ static __always_inline int after_dnat(struct __sk_buff *skb, const struct packet
 		return refuse(skb, ep, t, &v, COUNTER_DROP_TCP_NOT_NEW, now);
 	}
 
-	reason = judge(ep, DIR_EGRESS, peer, t->protocol, policy_port(t->protocol, t->dport),
+	reason = judge(ep, DIR_EGRESS, peer, t->family, t->protocol, policy_port(t->protocol, t->dport),
 		       &rule_id);
 	v.reason = reason;
 	v.rule_id = rule_id;
@@ -598,7 +598,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	}
 
 	peer = peer_of(dir, &p.flow);
-	reason = judge(ep, dir, peer, p.flow.protocol, policy_port(p.flow.protocol, p.flow.dport),
+	reason = judge(ep, dir, peer, p.flow.family, p.flow.protocol, policy_port(p.flow.protocol, p.flow.dport),
 		       &rule_id);
 	fill_identities(&v, ep, dir, peer);
 	v.reason = reason;

@@ -196,6 +196,8 @@ const (
 	PalisadeIdentityIDENTITY_FIRST_USER PalisadeIdentity = 256
 	PalisadeIdentityIDENTITY_ANY_POD    PalisadeIdentity = 4
 	PalisadeIdentityIDENTITY_FIRST_CIDR PalisadeIdentity = 16777216
+	PalisadeIdentityIDENTITY_ANY_IPV4   PalisadeIdentity = 5
+	PalisadeIdentityIDENTITY_ANY_IPV6   PalisadeIdentity = 6
 )
 
 type PalisadeIdentityValue struct {

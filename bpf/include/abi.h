@@ -23,6 +23,13 @@ enum identity {
 	IDENTITY_ANY_POD = 4,
 	/* CIDR identities start here; workload identities stay below. */
 	IDENTITY_FIRST_CIDR = 1 << 24,
+	/* Peer wildcards for ipBlock 0.0.0.0/0 and ::/0 without except: every
+	 * address of the family, whatever its identity (world, pod, CIDR),
+	 * except the host's (it gets its own entry when all its addresses are
+	 * in the block) and the reserved ones of endpoints in quarantine or in
+	 * transition. */
+	IDENTITY_ANY_IPV4 = 5,
+	IDENTITY_ANY_IPV6 = 6,
 };
 
 /* Address family as stored in keys and events (not AF_*: one byte each). */

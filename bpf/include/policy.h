@@ -111,16 +111,40 @@ static __always_inline bool is_pod_identity(__u32 id)
 	return id >= IDENTITY_FIRST_USER && id < IDENTITY_FIRST_CIDR;
 }
 
+/* An identity the family wildcards match: the world's or an allocated one
+ * (pod or CIDR), never the host's or a reserved endpoint identity. */
+static __always_inline bool is_addressed_identity(__u32 id)
+{
+	return id == IDENTITY_WORLD || id >= IDENTITY_FIRST_USER;
+}
+
+/* The wildcard peers judged after the peer's own entries, one byte each
+ * in order, any peer (0) last: every pod (for a pod), every address of the
+ * family (for an addressed identity). Packed so that one value, not the
+ * peer and its family, stays live across the lookups: to_pod's stack has
+ * no room to spare. */
+static __always_inline __u32 wildcards(__u8 family, __u32 peer)
+{
+	__u32 fam = family == FAMILY_IPV4 ? IDENTITY_ANY_IPV4 : IDENTITY_ANY_IPV6;
+
+	if (is_pod_identity(peer))
+		return IDENTITY_ANY_POD | fam << 8;
+	if (is_addressed_identity(peer))
+		return fam;
+	return IDENTITY_ANY;
+}
+
 /* The verdict for a flow that starts in dir, between the endpoint and
- * peer: the peer's own entries, then every-pod ones, then any-peer ones.
+ * peer (an address of family): the peer's own entries, then every-pod,
+ * every-address-of-the-family and any-peer ones.
  * Returns a REASON_*: allowed when it is POLICY_ALLOW, NOT_ISOLATED or
  * HOST. */
 static __always_inline __u32 judge(const struct endpoint_value *ep, __u8 dir, __u32 peer,
-				   __u8 protocol, __u16 port, __u32 *rule_id)
+				   __u8 family, __u8 protocol, __u16 port, __u32 *rule_id)
 {
 	__u32 isolated = dir == DIR_INGRESS ? ENDPOINT_F_INGRESS_ISOLATED
 					    : ENDPOINT_F_EGRESS_ISOLATED;
-	__u32 wildcard;
+	__u32 seq;
 
 	*rule_id = 0;
 	if (!(ep->flags & isolated))
@@ -131,13 +155,16 @@ static __always_inline __u32 judge(const struct endpoint_value *ep, __u8 dir, __
 		return REASON_POLICY_ALLOW;
 	/* The wildcards share one copy of the lookups: to_pod judges at three
 	 * places and has no stack to spare for a third copy at each. */
-	wildcard = is_pod_identity(peer) ? IDENTITY_ANY_POD : IDENTITY_ANY;
-	for (int i = 0; i < 2; i++) {
+	seq = wildcards(family, peer);
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < 3; i++) {
+		__u32 wildcard = seq & 0xff;
+
 		if (policy_allows_peer(ep->identity, wildcard, dir, protocol, port, rule_id))
 			return REASON_POLICY_ALLOW;
 		if (wildcard == IDENTITY_ANY)
 			break;
-		wildcard = IDENTITY_ANY;
+		seq >>= 8;
 	}
 	return REASON_POLICY_MISS;
 }

@@ -334,7 +334,11 @@ func (e *BPFEngine) judge(r *Result, dir policy.Direction) error {
 		case ruleID != 0:
 			j.Cause = policy.CausePolicyAllow
 			j.Source, _ = e.state.RuleSource(ruleID)
-			j.Rule = e.matchedRule(ruleID, ep.Identity, peer, dir, r.Port)
+			peerIP := r.Dst
+			if dir == policy.Ingress {
+				peerIP = r.Src
+			}
+			j.Rule = e.matchedRule(ruleID, ep.Identity, peer, peerIP, dir, r.Port)
 		case dir == policy.Ingress && peer == policy.IdentityHost && j.Isolated:
 			j.Cause = policy.CauseHost
 		case !j.Isolated:
@@ -412,12 +416,15 @@ func (e *BPFEngine) lookupIdentity(a netip.Addr) (policy.NumericIdentity, error)
 
 // matchedRule names the entry with ruleID that matches the probe, in the
 // program's lookup order: the peer's own entries, then every-pod ones
-// (for a pod), then any-peer ones, and for each the exact port, any port of the protocol, a port range,
-// any protocol.
-func (e *BPFEngine) matchedRule(ruleID uint32, local, peer policy.NumericIdentity, dir policy.Direction, port Port) policy.RuleKey {
+// (for a pod), every-address-of-the-family ones (for peerIP's family),
+// any-peer ones, and for each the exact port, any port of the protocol, a
+// port range, any protocol.
+func (e *BPFEngine) matchedRule(ruleID uint32, local, peer policy.NumericIdentity, peerIP netip.Addr, dir policy.Direction, port Port) policy.RuleKey {
 	best, bestRank := policy.RuleKey{}, -1
+	family := policy.FamilyWildcard(peerIP)
 	for _, k := range e.entries.rulesByID[ruleID] {
-		wildcard := k.Peer == policy.PeerAny || k.Peer == policy.PeerAnyPod && policy.IsPodIdentity(peer)
+		wildcard := k.Peer == policy.PeerAny || k.Peer == policy.PeerAnyPod && policy.IsPodIdentity(peer) ||
+			k.Peer == family && policy.IsAddressedIdentity(peer)
 		if k.Local != local || k.Direction != dir || (k.Peer != peer && !wildcard) {
 			continue
 		}
@@ -439,8 +446,10 @@ func (e *BPFEngine) matchedRule(ruleID uint32, local, peer policy.NumericIdentit
 		case peer:
 		case policy.PeerAnyPod:
 			rank += 4
-		default:
+		case family:
 			rank += 8
+		default:
+			rank += 12
 		}
 		if bestRank < 0 || rank < bestRank {
 			best, bestRank = k, rank

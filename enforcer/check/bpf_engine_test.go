@@ -20,6 +20,7 @@ func TestBPFEngineMatchesModelVerdicts(t *testing.T) {
 		{"shop", loadShop, append(loadShop(t).Ports, Port{53, policy.ProtocolUDP}, Port{9, policy.ProtocolSCTP})},
 		{"audit", auditCluster, []Port{{80, policy.ProtocolTCP}}},
 		{"every pod", everyPodCluster, []Port{{80, policy.ProtocolTCP}, {81, policy.ProtocolTCP}, {53, policy.ProtocolUDP}}},
+		{"every pod, IPv6", everyPodCluster6, []Port{{80, policy.ProtocolTCP}, {81, policy.ProtocolTCP}, {53, policy.ProtocolUDP}}},
 		{"ranges", rangesCluster, []Port{{7999, policy.ProtocolTCP}, {8000, policy.ProtocolTCP}, {8050, policy.ProtocolTCP}, {8100, policy.ProtocolTCP}, {8101, policy.ProtocolTCP}, {8050, policy.ProtocolUDP}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

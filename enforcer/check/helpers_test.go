@@ -100,14 +100,23 @@ spec:
 // everyPodCluster admits every pod of every namespace (the every-pod
 // wildcard) into x/a on TCP 80, and into y/b on any port only the pods
 // labelled app=a of every namespace (no wildcard); y/a's egress goes to
-// every pod on UDP 53.
-func everyPodCluster(tb testing.TB) *Cluster {
+// every pod on UDP 53; x/b admits every IPv4 address on port 80 and
+// every IPv6 one on 81 (the family wildcards). Every pod is dual-stack,
+// IPv4 first (probed by IPv4) or, in everyPodCluster6, IPv6 first.
+func everyPodCluster(tb testing.TB) *Cluster { return everyPodClusterOf(tb, false) }
+
+func everyPodCluster6(tb testing.TB) *Cluster { return everyPodClusterOf(tb, true) }
+
+func everyPodClusterOf(tb testing.TB, v6First bool) *Cluster {
 	tb.Helper()
 	var docs strings.Builder
 	for i, p := range []string{"x/a", "x/b", "y/a", "y/b", "z/c"} {
 		ns, name, _ := strings.Cut(p, "/")
-		app := name
-		fmt.Fprintf(&docs, "apiVersion: v1\nkind: Pod\nmetadata: {name: \"%s\", namespace: \"%s\", labels: {app: \"%s\"}}\nstatus: {podIP: \"10.0.0.%d\"}\n---\n", name, ns, app, i+1)
+		v4, v6 := fmt.Sprintf("10.0.0.%d", i+1), fmt.Sprintf("fd00::%d", i+1)
+		if v6First {
+			v4, v6 = v6, v4
+		}
+		fmt.Fprintf(&docs, "apiVersion: v1\nkind: Pod\nmetadata: {name: \"%s\", namespace: \"%s\", labels: {app: \"%s\"}}\nstatus: {podIP: \"%s\", podIPs: [{ip: \"%s\"}, {ip: \"%s\"}]}\n---\n", name, ns, name, v4, v4, v6)
 	}
 	docs.WriteString(`apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -135,6 +144,17 @@ spec:
   egress:
   - to: [{namespaceSelector: {}, podSelector: {}}]
     ports: [{protocol: UDP, port: 53}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-every-address, namespace: "x"}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+  - from: [{ipBlock: {cidr: 0.0.0.0/0}}]
+    ports: [{port: 80}]
+  - from: [{ipBlock: {cidr: "::/0"}}]
+    ports: [{port: 81}]
 `)
 	objs, err := policy.ReadManifests("every-pod", strings.NewReader(docs.String()))
 	if err != nil {
@@ -144,14 +164,14 @@ spec:
 	if err != nil {
 		tb.Fatal(err)
 	}
-	wildcards := 0
+	wildcards := map[policy.NumericIdentity]int{}
 	for _, r := range c.State.Rules {
-		if r.Peer == policy.PeerAnyPod {
-			wildcards++
-		}
+		wildcards[r.Peer]++
 	}
-	if wildcards != 2 { // x/a ingress, y/a egress; y/b's names its peers
-		tb.Fatalf("fixture: %d every-pod rules, want 2: %v", wildcards, c.State.Rules)
+	// Every pod: x/a ingress, y/a egress (y/b's names its peers); one
+	// rule per family for x/b.
+	if wildcards[policy.PeerAnyPod] != 2 || wildcards[policy.PeerAnyIPv4] != 1 || wildcards[policy.PeerAnyIPv6] != 1 {
+		tb.Fatalf("fixture: wildcard rules %v, want 2 every-pod, 1 per family: %v", wildcards, c.State.Rules)
 	}
 	return c
 }

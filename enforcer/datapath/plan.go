@@ -288,9 +288,13 @@ func affectedLocals(cur, next Entries, changedIPs []bpf.PalisadeIpKey) func(bpf.
 	}
 	// Every-pod entries change verdicts only where an address moves
 	// between a pod identity and anything else.
-	podness := false
+	// Family ones where it moves between an addressed identity (world,
+	// pod, CIDR) and the host.
+	podness, addressedness := false, false
 	for _, k := range changedIPs {
-		podness = podness || isPodIdentity(effectiveIdentity(cur.IPs, k)) != isPodIdentity(effectiveIdentity(next.IPs, k))
+		was, is := effectiveIdentity(cur.IPs, k), effectiveIdentity(next.IPs, k)
+		podness = podness || isPodIdentity(was) != isPodIdentity(is)
+		addressedness = addressedness || isAddressedIdentity(was) != isAddressedIdentity(is)
 	}
 	if len(peers) > 0 {
 		mark := func(local, peer uint32) {
@@ -298,6 +302,8 @@ func affectedLocals(cur, next Entries, changedIPs []bpf.PalisadeIpKey) func(bpf.
 			case uint32(bpf.PalisadeIdentityIDENTITY_ANY):
 			case uint32(bpf.PalisadeIdentityIDENTITY_ANY_POD):
 				locals[local] = locals[local] || podness
+			case uint32(bpf.PalisadeIdentityIDENTITY_ANY_IPV4), uint32(bpf.PalisadeIdentityIDENTITY_ANY_IPV6):
+				locals[local] = locals[local] || addressedness
 			default:
 				locals[local] = locals[local] || peers[peer]
 			}
@@ -323,6 +329,12 @@ func affectedLocals(cur, next Entries, changedIPs []bpf.PalisadeIpKey) func(bpf.
 // IDENTITY_ANY_POD entries match.
 func isPodIdentity(id uint32) bool {
 	return id >= uint32(bpf.PalisadeIdentityIDENTITY_FIRST_USER) && id < uint32(bpf.PalisadeIdentityIDENTITY_FIRST_CIDR)
+}
+
+// isAddressedIdentity is policy.h's is_addressed_identity: what the
+// family wildcards match.
+func isAddressedIdentity(id uint32) bool {
+	return id == uint32(bpf.PalisadeIdentityIDENTITY_WORLD) || id >= uint32(bpf.PalisadeIdentityIDENTITY_FIRST_USER)
 }
 
 // effectiveIdentity is the identity the addresses of prefix k resolve to

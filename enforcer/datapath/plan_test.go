@@ -29,7 +29,12 @@ func modelVerdict(e Entries, ifindex uint32, dir uint8, addr netip.Addr, proto u
 	if dir == uint8(bpf.PalisadeDirectionDIR_INGRESS) && peer == uint32(bpf.PalisadeIdentityIDENTITY_HOST) {
 		return true, true
 	}
+	family := uint32(bpf.PalisadeIdentityIDENTITY_ANY_IPV6)
+	if addr.Is4() {
+		family = uint32(bpf.PalisadeIdentityIDENTITY_ANY_IPV4)
+	}
 	if modelAllows(e, ep.Identity, peer, dir, proto, port) || isPodIdentity(peer) && modelAllows(e, ep.Identity, anyPod, dir, proto, port) ||
+		isAddressedIdentity(peer) && modelAllows(e, ep.Identity, family, dir, proto, port) ||
 		modelAllows(e, ep.Identity, 0, dir, proto, port) {
 		return true, true
 	}
@@ -105,10 +110,12 @@ func randomEntries(r *rand.Rand) Entries {
 			port = 0
 		}
 		peer := uint32(0)
-		switch r.IntN(4) {
+		switch r.IntN(6) {
 		case 0:
 		case 1:
 			peer = anyPod
+		case 2:
+			peer = uint32(bpf.PalisadeIdentityIDENTITY_ANY_IPV4 + bpf.PalisadeIdentity(r.IntN(2)))
 		default:
 			peer = peerIDs[r.IntN(len(peerIDs))]
 		}

@@ -107,8 +107,8 @@ func Decide(s *State, src, dst Endpoint, proto Protocol, port uint16) Verdict {
 		v.Allowed, v.Passes = true, true
 		return v
 	}
-	v.Egress = judge(s, x, srcEP, Egress, v.DstIdentity, proto, port)
-	v.Ingress = judge(s, x, dstEP, Ingress, v.SrcIdentity, proto, port)
+	v.Egress = judge(s, x, srcEP, Egress, v.DstIdentity, dst.IP, proto, port)
+	v.Ingress = judge(s, x, dstEP, Ingress, v.SrcIdentity, src.IP, proto, port)
 	v.Allowed = v.Egress.Allowed && v.Ingress.Allowed
 	v.Passes = (v.Egress.Allowed || v.Egress.Audit) && (v.Ingress.Allowed || v.Ingress.Audit)
 	return v
@@ -134,7 +134,7 @@ func endpointFor(s *State, x *stateIndex, e Endpoint) *LocalEndpoint {
 	return nil
 }
 
-func judge(s *State, x *stateIndex, ep *LocalEndpoint, dir Direction, peer NumericIdentity, proto Protocol, port uint16) Judgement {
+func judge(s *State, x *stateIndex, ep *LocalEndpoint, dir Direction, peer NumericIdentity, peerIP netip.Addr, proto Protocol, port uint16) Judgement {
 	if ep == nil {
 		return Judgement{Allowed: true, Cause: CauseNotLocal}
 	}
@@ -150,11 +150,14 @@ func judge(s *State, x *stateIndex, ep *LocalEndpoint, dir Direction, peer Numer
 	case dir == Ingress && peer == IdentityHost:
 		j.Allowed, j.Cause = true, CauseHost
 	default:
-		// As the datapath: the peer's own entries, every-pod ones, then
-		// any-peer ones.
+		// As the datapath: the peer's own entries, every-pod ones,
+		// every-address-of-the-family ones, then any-peer ones.
 		i, ok := x.allows(ep.Identity, peer, dir, proto, port)
 		if !ok && IsPodIdentity(peer) {
 			i, ok = x.allows(ep.Identity, PeerAnyPod, dir, proto, port)
+		}
+		if !ok && IsAddressedIdentity(peer) && peerIP.IsValid() {
+			i, ok = x.allows(ep.Identity, FamilyWildcard(peerIP), dir, proto, port)
 		}
 		if !ok {
 			i, ok = x.allows(ep.Identity, PeerAny, dir, proto, port)

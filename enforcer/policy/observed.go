@@ -166,7 +166,7 @@ func (a *IdentityAllocator) renumber(st *State, k RuleKey) (RuleKey, bool) {
 func (a *IdentityAllocator) seeded(st *State, n NumericIdentity) (NumericIdentity, bool) {
 	id, ok := st.Identity(n)
 	if !ok {
-		return n, n == PeerAny || n == PeerAnyPod
+		return n, n == PeerAny || n == PeerAnyPod || n == PeerAnyIPv4 || n == PeerAnyIPv6
 	}
 	num := a.numbererOf(id.Kind)
 	if num == nil {

@@ -15,10 +15,16 @@ type peerMatcher struct {
 	cache map[string][]peerRef
 }
 
-func (m *peerMatcher) match(policyNS string, p *parsedPeer) []peerRef {
+// match lists the identities p matches, or a wildcard standing for them.
+// perPod asks for the identities themselves where a family wildcard would
+// do (an egress rule's named port resolves against each peer pod).
+func (m *peerMatcher) match(policyNS string, p *parsedPeer, perPod bool) []peerRef {
 	var key string
 	if p.block != nil {
 		key = "block\x00" + p.block.key
+		if perPod {
+			key += "\x00per-pod"
+		}
 	} else {
 		ns := "self\x00" + policyNS
 		if p.nsSel != nil {
@@ -38,6 +44,17 @@ func (m *peerMatcher) match(policyNS string, p *parsedPeer) []peerRef {
 		// One wildcard entry instead of one per identity: O(rules), not
 		// O(identities × ports).
 		out = []peerRef{{id: PeerAnyPod}}
+		m.cache[key] = out
+		return out
+	}
+	if p.block != nil && !perPod && p.block.everyAddress() {
+		// Every address of the family: one wildcard, and the host's own
+		// entry (the wildcard leaves the host out; the block admits it
+		// only if it holds all the host's addresses).
+		out = append(out, peerRef{id: FamilyWildcard(p.block.cidr.Addr())})
+		if m.cp.hostInBlock(p.block) {
+			out = append(out, peerRef{id: IdentityHost})
+		}
 		m.cache[key] = out
 		return out
 	}
@@ -87,6 +104,12 @@ func (m *peerMatcher) match(policyNS string, p *parsedPeer) []peerRef {
 // podSelector (an ipBlock is never that: it names addresses, not pods).
 func (p *parsedPeer) selectsEveryPod() bool {
 	return p.block == nil && p.nsSel != nil && p.nsSel.Empty() && (p.podSel == nil || p.podSel.Empty())
+}
+
+// everyAddress reports whether the block is all of its family: 0.0.0.0/0
+// or ::/0 with no except.
+func (b *ipBlock) everyAddress() bool {
+	return b.cidr.Bits() == 0 && len(b.except) == 0
 }
 
 // hostInBlock reports whether an ipBlock allows the host identity. The

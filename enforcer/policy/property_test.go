@@ -72,7 +72,11 @@ func (g genCluster) addr6() netip.Addr {
 }
 
 func (g genCluster) ipBlock() *networkingv1.IPBlock {
-	switch g.r.IntN(5) {
+	switch g.r.IntN(7) {
+	case 5: // every IPv4 address: the family wildcard
+		return &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}
+	case 6:
+		return &networkingv1.IPBlock{CIDR: "::/0"}
 	case 0:
 		return &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: []string{"10.1.0.0/16"}}
 	case 1:

@@ -58,9 +58,13 @@ func (cp *compiler) build() *State {
 					src := RuleSource{Policy: p.ref, Direction: dir, Rule: r.index, Peer: -1}
 					clauses = append(clauses, clause{sourceID[src.key()], []peerRef{{id: PeerAny}}})
 				}
+				perPod := false
+				for _, port := range r.ports {
+					perPod = perPod || dir == Egress && port.name != ""
+				}
 				for pi := range r.peers {
 					src := RuleSource{Policy: p.ref, Direction: dir, Rule: r.index, Peer: r.peers[pi].index}
-					clauses = append(clauses, clause{sourceID[src.key()], peers.match(p.ref.Namespace, &r.peers[pi])})
+					clauses = append(clauses, clause{sourceID[src.key()], peers.match(p.ref.Namespace, &r.peers[pi], perPod)})
 				}
 				for _, local := range selected {
 					for _, c := range clauses {

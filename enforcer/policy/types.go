@@ -46,6 +46,30 @@ func IsPodIdentity(id NumericIdentity) bool {
 	return id >= FirstWorkloadIdentity && id < FirstCIDRIdentity
 }
 
+// PeerAnyIPv4 and PeerAnyIPv6 in a rule's Peer match every address of
+// their family whose identity IsAddressedIdentity: an ipBlock of
+// 0.0.0.0/0 or ::/0 without except compiles to one rule with one of them
+// (plus the host's, when all its addresses are in the block) rather than
+// one per identity inside it. Match IDENTITY_ANY_IPV4/6 in abi.h.
+const (
+	PeerAnyIPv4 NumericIdentity = 5
+	PeerAnyIPv6 NumericIdentity = 6
+)
+
+// IsAddressedIdentity reports whether the family wildcards match id: the
+// world or an allocated (pod or CIDR) identity, never the host.
+func IsAddressedIdentity(id NumericIdentity) bool {
+	return id == IdentityWorld || id >= FirstWorkloadIdentity
+}
+
+// FamilyWildcard is the wildcard peer of a's family.
+func FamilyWildcard(a netip.Addr) NumericIdentity {
+	if a.Unmap().Is4() {
+		return PeerAnyIPv4
+	}
+	return PeerAnyIPv6
+}
+
 // IdentityKind says what an identity stands for.
 type IdentityKind uint8
 
@@ -277,6 +301,10 @@ func (k RuleKey) String() string {
 	case PeerAny:
 	case PeerAnyPod:
 		peer = "any-pod"
+	case PeerAnyIPv4:
+		peer = "any-ipv4"
+	case PeerAnyIPv6:
+		peer = "any-ipv6"
 	default:
 		peer = fmt.Sprint(uint32(k.Peer))
 	}

@@ -142,3 +142,58 @@ func BenchmarkAllowFromAllNamespaces(b *testing.B) {
 		})
 	}
 }
+
+// ipBlock 0.0.0.0/0 and ::/0 without except are one rule per local
+// identity and port with their family's wildcard (plus the host's, when
+// every host address is in the block); with an except they are not.
+func TestEveryAddressBlockIsOneWildcardRule(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cidr      string
+		except    []string
+		hostIPs   []string
+		wildcard  NumericIdentity
+		host      bool
+		allowed   []string
+		denied    []string
+		wantRules int
+	}{
+		{"IPv4", "0.0.0.0/0", nil, []string{"192.168.0.1"}, PeerAnyIPv4, true, []string{"10.0.0.7", "8.8.8.8"}, []string{"fd00::7"}, 20 * 2 * 2},
+		{"IPv4, dual-stack host", "0.0.0.0/0", nil, []string{"192.168.0.1", "fd00:ff::1"}, PeerAnyIPv4, false, []string{"10.0.0.7", "8.8.8.8"}, []string{"fd00::7"}, 20 * 2},
+		{"IPv6", "::/0", nil, []string{"192.168.0.1"}, PeerAnyIPv6, false, []string{"fd00::7", "2001:db8::1"}, []string{"10.0.0.7", "8.8.8.8"}, 20 * 2},
+		{"with except", "0.0.0.0/0", []string{"8.8.0.0/16"}, []string{"192.168.0.1"}, 0, true, []string{"10.0.0.7"}, []string{"8.8.8.8", "fd00::7"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := wildcardCluster(200, 4, 10, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: tc.cidr, Except: tc.except}})
+			var hosts []netip.Addr
+			for _, h := range tc.hostIPs {
+				hosts = append(hosts, netip.MustParseAddr(h))
+			}
+			s, err := Compile(c, Options{NodeName: "node0", HostIPs: hosts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			peers := map[NumericIdentity]int{}
+			for _, r := range s.Rules {
+				peers[r.Peer]++
+			}
+			if tc.wildcard != 0 {
+				if len(s.Rules) != tc.wantRules || peers[tc.wildcard] != 40 || (peers[IdentityHost] == 40) != tc.host {
+					t.Errorf("%d rules by peer %v, want %d: 40 with the wildcard %d, host entries %v", len(s.Rules), peers, tc.wantRules, tc.wildcard, tc.host)
+				}
+			} else if peers[PeerAnyIPv4]+peers[PeerAnyIPv6] != 0 {
+				t.Errorf("a block with except compiled to wildcards: %v", peers)
+			}
+			for _, a := range tc.allowed {
+				if v := Decide(s, Endpoint{IP: netip.MustParseAddr(a)}, Endpoint{IP: netip.MustParseAddr("10.0.0.10")}, ProtocolTCP, 80); !v.Allowed {
+					t.Errorf("%s → p10: denied, want allowed (%s)", a, v.Reason())
+				}
+			}
+			for _, a := range tc.denied {
+				if v := Decide(s, Endpoint{IP: netip.MustParseAddr(a)}, Endpoint{IP: netip.MustParseAddr("10.0.0.10")}, ProtocolTCP, 80); v.Allowed {
+					t.Errorf("%s → p10: allowed, want denied (%s)", a, v.Reason())
+				}
+			}
+		})
+	}
+}
