@@ -127,7 +127,13 @@ func BenchmarkAllowFromAllNamespaces(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		peer networkingv1.NetworkPolicyPeer
-	}{{"wildcard", everyNamespace}, {"per-identity", everyNamespaceExpanded}} {
+	}{
+		{"wildcard", everyNamespace}, {"per-identity", everyNamespaceExpanded},
+		// 0.0.0.0/0, and the floor: the same block with an except no
+		// address of the cluster is in, so not a wildcard.
+		{"ipv4-wildcard", networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}},
+		{"ipv4-per-identity", networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: []string{"255.255.255.255/32"}}}},
+	} {
 		c := wildcardCluster(10000, 100, 1000, tc.peer)
 		b.Run(tc.name, func(b *testing.B) {
 			var s *State
