@@ -29,6 +29,7 @@ var mapSizeFlags = []mapSizeFlag{
 	{"map-policy", bpf.PalisadeMapPolicy, "allow entries (local identity × peer identity × port) of this node's pods", func(c *bpf.Config) *uint32 { return &c.Policy }},
 	{"map-policy-ranges", bpf.PalisadeMapPolicyRanges, "allow entries of port ranges (endPort)", func(c *bpf.Config) *uint32 { return &c.PolicyRanges }},
 	{"map-service-cidrs", bpf.PalisadeMapServiceCidrs, "service address ranges", func(c *bpf.Config) *uint32 { return &c.ServiceCIDRs }},
+	{"map-source-cidrs", bpf.PalisadeMapSourceCidrs, "extra source ranges granted to this node's pods (palisade.dev/source-cidrs)", func(c *bpf.Config) *uint32 { return &c.SourceCIDRs }},
 	{"map-conntrack", bpf.PalisadeMapConntrack, "tracked flows", func(c *bpf.Config) *uint32 { return &c.Conntrack }},
 }
 

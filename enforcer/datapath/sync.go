@@ -216,6 +216,11 @@ func (d *Datapath) keepUnclaimed(next *Entries) {
 				next.EndpointIPs[k] = ip
 			}
 		}
+		for k, v := range d.applied.SourceCIDRs {
+			if k.Ifindex == idx {
+				next.SourceCIDRs[k] = v
+			}
+		}
 	}
 }
 
@@ -281,5 +286,6 @@ func (d *Datapath) fill(next Entries) map[string]MapFill {
 		bpf.PalisadeMapPolicyRanges: {len(a.PolicyRanges), int(d.objs.PolicyRanges.MaxEntries()), len(next.PolicyRanges)},
 		bpf.PalisadeMapServiceCidrs: {len(a.ServiceCIDRs), int(d.objs.ServiceCidrs.MaxEntries()), len(next.ServiceCIDRs)},
 		bpf.PalisadeMapEndpointIps:  {len(a.EndpointIPs), int(d.objs.EndpointIps.MaxEntries()), len(next.EndpointIPs)},
+		bpf.PalisadeMapSourceCidrs:  {len(a.SourceCIDRs), int(d.objs.SourceCidrs.MaxEntries()), len(next.SourceCIDRs)},
 	}
 }

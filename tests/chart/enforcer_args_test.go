@@ -112,9 +112,9 @@ func TestEnforcerMapSizeArgs(t *testing.T) {
 	}{
 		{"default: compiled sizes", nil, nil},
 		{"every map", values("enforcer.maps", map[string]any{"ipIdentity": 2000000, "endpoints": 512, "endpointIPs": 1024, "policy": 1048576,
-			"policyRanges": 64, "serviceCIDRs": 4, "conntrack": 1 << 20}),
+			"policyRanges": 64, "serviceCIDRs": 4, "sourceCIDRs": 8, "conntrack": 1 << 20}),
 			[]string{"--map-conntrack=1048576", "--map-endpoint-ips=1024", "--map-endpoints=512", "--map-ip-identity=2000000",
-				"--map-policy-ranges=64", "--map-policy=1048576", "--map-service-cidrs=4"}},
+				"--map-policy-ranges=64", "--map-policy=1048576", "--map-service-cidrs=4", "--map-source-cidrs=8"}},
 		{"one map", values("enforcer.maps.policy", 131072), []string{"--map-policy=131072"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,7 +81,7 @@ func TestArgsAreFlagsOfTheBinary(t *testing.T) {
 	r := mustRender(t, defaultRelease, map[string]any{
 		"customRules": map[string]any{"a.yaml": "x: y\n"},
 		"enforcer": map[string]any{"pinDir": "/sys/fs/bpf/palisade/test", "uplinkInterfaces": []any{"eth0"}, "maps": map[string]any{
-			"ipIdentity": 1, "endpoints": 2, "endpointIPs": 3, "policy": 4, "policyRanges": 5, "serviceCIDRs": 6, "conntrack": 7}, "conntrackPerEndpoint": 7},
+			"ipIdentity": 1, "endpoints": 2, "endpointIPs": 3, "policy": 4, "policyRanges": 5, "serviceCIDRs": 6, "sourceCIDRs": 8, "conntrack": 7}, "conntrackPerEndpoint": 7},
 	})
 	dep := typed[appsv1.Deployment](t, r.oneComponent(t, "Deployment", "webhook"))
 	ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
