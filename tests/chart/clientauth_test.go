@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
@@ -297,7 +298,12 @@ func (h *chartWebhook) checkCallersAndScrapers(t *testing.T, cfg *rest.Config, r
 		}
 	}
 	recorded := func(uid string) bool { return strings.Contains(h.out.String(), `"requestUID":"`+uid+`"`) }
-	// Records are written before the answer; the output is read after.
+	// Records are written before the answer, but reach h.out through the
+	// child's stdout pipe a moment later: wait for the judged one, then
+	// look for the forged ones, which were answered before it.
+	for deadline := time.Now().Add(5 * time.Second); !recorded("from-the-api-server") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !recorded("from-the-api-server") {
 		t.Errorf("the API server's review has no decision record on stdout:\n%s", h.out.String())
 	}
