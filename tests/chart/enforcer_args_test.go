@@ -30,15 +30,7 @@ func TestEnforcerServiceArgs(t *testing.T) {
 			[]string{"--service-cidr=10.96.0.0/12", "--uplink-interfaces=eth0,bond0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRender(t, defaultRelease, tc.vals)
-			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
-			var got []string
-			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
-				if strings.HasPrefix(a, "--service-cidr") || strings.HasPrefix(a, "--uplink-interfaces") {
-					got = append(got, a)
-				}
-			}
-			if !slices.Equal(got, tc.want) {
+			if got := enforcerArgs(t, tc.vals, "--service-cidr", "--uplink-interfaces"); !slices.Equal(got, tc.want) {
 				t.Errorf("enforcer args %v, want %v", got, tc.want)
 			}
 		})
@@ -59,15 +51,7 @@ func TestEnforcerPodInterfacesArg(t *testing.T) {
 		{"none", values("enforcer.podInterfaces", []any{}), "--pod-interfaces="},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRender(t, defaultRelease, tc.vals)
-			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
-			var got []string
-			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
-				if strings.HasPrefix(a, "--pod-interfaces") {
-					got = append(got, a)
-				}
-			}
-			if !slices.Equal(got, []string{tc.want}) {
+			if got := enforcerArgs(t, tc.vals, "--pod-interfaces"); !slices.Equal(got, []string{tc.want}) {
 				t.Errorf("enforcer args %v, want %s", got, tc.want)
 			}
 		})
@@ -86,15 +70,7 @@ func TestEnforcerConntrackShareArg(t *testing.T) {
 		{"set", values("enforcer.conntrackPerEndpoint", 1000000), []string{"--conntrack-per-endpoint=1000000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRender(t, defaultRelease, tc.vals)
-			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
-			var got []string
-			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
-				if strings.HasPrefix(a, "--conntrack-per-endpoint") {
-					got = append(got, a)
-				}
-			}
-			if !slices.Equal(got, tc.want) {
+			if got := enforcerArgs(t, tc.vals, "--conntrack-per-endpoint"); !slices.Equal(got, tc.want) {
 				t.Errorf("enforcer args %v, want %v", got, tc.want)
 			}
 		})
@@ -118,14 +94,7 @@ func TestEnforcerMapSizeArgs(t *testing.T) {
 		{"one map", values("enforcer.maps.policy", 131072), []string{"--map-policy=131072"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRender(t, defaultRelease, tc.vals)
-			ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
-			var got []string
-			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
-				if strings.HasPrefix(a, "--map-") {
-					got = append(got, a)
-				}
-			}
+			got := enforcerArgs(t, tc.vals, "--map-")
 			slices.Sort(got)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("enforcer map args %v, want %v", got, tc.want)
@@ -168,4 +137,22 @@ func TestEnforcerKnowsItsDaemonSet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// enforcerArgs renders the default release with vals and returns the
+// enforcer's args that start with one of prefixes, in order.
+func enforcerArgs(t *testing.T, vals map[string]any, prefixes ...string) []string {
+	t.Helper()
+	r := mustRender(t, defaultRelease, vals)
+	ds := typed[appsv1.DaemonSet](t, r.oneComponent(t, "DaemonSet", "enforcer"))
+	var got []string
+	for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
+		for _, p := range prefixes {
+			if strings.HasPrefix(a, p) {
+				got = append(got, a)
+				break
+			}
+		}
+	}
+	return got
 }
