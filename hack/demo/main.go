@@ -14,6 +14,11 @@ import (
 )
 
 func main() {
+	// Piped into a reader that goes away (`| head`, or a tee killed by the
+	// same Ctrl-C), a write must fail, not kill the demo by SIGPIPE before
+	// its clean-up has stopped the control plane and removed the network
+	// namespaces, the bpffs and its folder.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, demoOptionsFromEnv()); err != nil {
