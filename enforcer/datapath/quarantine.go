@@ -368,6 +368,14 @@ func (d *Datapath) keepQuarantined(next *Entries) (released []time.Duration) {
 			continue
 		}
 		next.Endpoints[idx] = quarantineValue()
+		// The addresses it holds stay its own (one back from a pod that
+		// left the State keeps its pod's until another pod claims them),
+		// so that it can still answer neighbour resolution.
+		for k, ip := range d.applied.EndpointIPs {
+			if _, taken := next.EndpointIPs[k]; ip.Ifindex == idx && !taken && !slices.Contains(d.quarantine.addrs[idx], k) {
+				d.quarantine.addrs[idx] = append(d.quarantine.addrs[idx], k)
+			}
+		}
 		for _, k := range d.quarantine.addrs[idx] {
 			if _, taken := next.EndpointIPs[k]; !taken {
 				next.EndpointIPs[k] = bpf.PalisadeEndpointIpValue{Ifindex: idx}
@@ -433,17 +441,44 @@ func (d *Datapath) learnAddrs(idx uint32) {
 	if !known || !held || p.nsid < 0 {
 		return
 	}
-	var addrs []netip.Addr
-	err := runInNetNS(d.opts.NetNS, func() (err error) {
-		addrs, err = peerAddrs(p.nsid, p.index)
-		return err
-	})
+	addrs, err := d.readPeerAddrs(p)
 	if err != nil {
 		d.log.Debug("read a quarantined pod's addresses", "ifindex", idx, "error", err)
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.recordQuarantinedAddrs(idx, addrs)
+}
+
+// learnAddrsForSync does learnAddrs, mu held, for the quarantined
+// interfaces that have no address yet: a Sync about to look for pods'
+// interfaces calls it first, for on a bridge that lookup resolves the
+// pod's address, which the pod can answer only once it is known (and the
+// Sync holds mu, so the interface watch cannot record it meanwhile).
+func (d *Datapath) learnAddrsForSync() {
+	for idx := range d.quarantine.since {
+		p, known := d.quarantine.peers[idx]
+		if !known || p.nsid < 0 || len(d.quarantine.addrs[idx]) > 0 {
+			continue
+		}
+		if addrs, err := d.readPeerAddrs(p); err == nil {
+			d.recordQuarantinedAddrs(idx, addrs)
+		}
+	}
+}
+
+func (d *Datapath) readPeerAddrs(p peerRef) (addrs []netip.Addr, err error) {
+	err = runInNetNS(d.opts.NetNS, func() (err error) {
+		addrs, err = peerAddrs(p.nsid, p.index)
+		return err
+	})
+	return addrs, err
+}
+
+// recordQuarantinedAddrs writes the endpoint_ips entries of a quarantined
+// interface's addresses that no interface holds yet. mu is held.
+func (d *Datapath) recordQuarantinedAddrs(idx uint32, addrs []netip.Addr) {
 	if _, held := d.quarantine.since[idx]; !held || d.closed {
 		return
 	}
@@ -455,7 +490,12 @@ func (d *Datapath) learnAddrs(idx uint32) {
 		if !ok {
 			continue
 		}
-		if _, taken := d.applied.EndpointIPs[k]; taken {
+		if cur, taken := d.applied.EndpointIPs[k]; taken {
+			if cur.Ifindex == idx && !slices.Contains(d.quarantine.addrs[idx], k) {
+				// Its own already (it held it before going back into
+				// quarantine): kept through the coming Syncs.
+				d.quarantine.addrs[idx] = append(d.quarantine.addrs[idx], k)
+			}
 			continue
 		}
 		v := bpf.PalisadeEndpointIpValue{Ifindex: idx}

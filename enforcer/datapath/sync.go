@@ -88,6 +88,7 @@ func (d *Datapath) Sync(ctx context.Context, state *policy.State, ifindex Ifinde
 		}
 	}
 
+	d.learnAddrsForSync()
 	next, err := Translate(state, d.resolver(ifindex, stats.Unresolved), d.opts.ServiceCIDRs...)
 	if err != nil {
 		return stats, fmt.Errorf("sync datapath: %w", err)
