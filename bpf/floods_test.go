@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // Floods: what one pod can make the datapath spend. Conntrack entries go

@@ -17,8 +17,8 @@ import (
 	"github.com/palisade-dev/palisade/bpf"
 	"github.com/palisade-dev/palisade/enforcer/datapath"
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"github.com/palisade-dev/palisade/internal/podnet"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // A pod whose refused packets outrun its event budget gets, at the next

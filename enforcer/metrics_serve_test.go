@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // TestMetricsOffLoopbackNeedAnAuthorizedToken serves the agent's metrics

@@ -27,7 +27,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/enforcer/datapath"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // startAPIServer runs a control plane for one test.

@@ -16,8 +16,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/palisade-dev/palisade/internal/podnet"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 	"github.com/palisade-dev/palisade/webhook"
 )
 

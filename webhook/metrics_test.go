@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // TestMetricsNeedAnAuthorizedToken scrapes the real webhook's metrics

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/palisade-dev/palisade/audit"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 	"github.com/palisade-dev/palisade/rules"
 	"github.com/palisade-dev/palisade/webhook"
 )

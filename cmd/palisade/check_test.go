@@ -15,7 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 const shopManifests = "../../enforcer/check/testdata/shop"

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"github.com/palisade-dev/palisade/internal/netpolcases"
+	"github.com/palisade-dev/palisade/internal/testkit/netpolcases"
 )
 
 // benchPolicies isolate and open parts of the upstream x/y/z × a/b/c

@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"github.com/palisade-dev/palisade/internal/netpolcases"
+	"github.com/palisade-dev/palisade/internal/testkit/netpolcases"
 )
 
-// The upstream Kubernetes network-policy e2e cases (internal/netpolcases)
+// The upstream Kubernetes network-policy e2e cases (internal/testkit/netpolcases)
 // run through both engines of the checker.
 
 // expectations turns one probe's matrix into the checker's expectations.

@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf/features"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // requireBPF skips where BPF programs cannot be loaded, and fails instead

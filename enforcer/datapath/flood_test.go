@@ -15,7 +15,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/palisade-dev/palisade/bpf"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // Floods from one pod, with real packets through the real programs: what

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/podnet"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 	"golang.org/x/sys/unix"
 )
 

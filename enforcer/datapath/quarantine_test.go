@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/bpf"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 	"github.com/vishvananda/netlink"
 )
 

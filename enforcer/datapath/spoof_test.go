@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"github.com/palisade-dev/palisade/internal/frames"
+	"github.com/palisade-dev/palisade/internal/testkit/frames"
 )
 
 // Forged sources and neighbour discovery, attacked for real: an attacker
 // pod whose egress is open writes whole Ethernet frames onto its own
-// interface (internal/frames: an AF_PACKET socket in its namespace), the
+// interface (internal/testkit/frames: an AF_PACKET socket in its namespace), the
 // way a pod with CAP_NET_RAW can, and the victim's namespace counts what
 // reaches it.
 

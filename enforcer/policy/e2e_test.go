@@ -8,10 +8,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/palisade-dev/palisade/enforcer/policy"
-	"github.com/palisade-dev/palisade/internal/netpolcases"
+	"github.com/palisade-dev/palisade/internal/testkit/netpolcases"
 )
 
-// TestUpstreamNetpolE2E runs every upstream case (internal/netpolcases)
+// TestUpstreamNetpolE2E runs every upstream case (internal/testkit/netpolcases)
 // through Compile and Decide, with IPv4 and IPv6 addresses, and with both
 // a fresh numbering and one allocator carried across the steps.
 func TestUpstreamNetpolE2E(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // TestDemoTour runs `make demo`'s tour non-interactively against the real

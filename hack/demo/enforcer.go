@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/palisade-dev/palisade/enforcer"
-	"github.com/palisade-dev/palisade/internal/childproc"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/childproc"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // enforcerUnavailable returns why this machine cannot run the enforcer

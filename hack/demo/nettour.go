@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/palisade-dev/palisade/enforcer"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // netResult is what the enforcer part of the tour saw, for its test.

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
-	"github.com/palisade-dev/palisade/internal/childproc"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/childproc"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // enforcerProc is one node's `palisade enforcer` process. It runs in the

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // arrivals counts what reaches one pod on a port, by source address: TCP

@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/palisade-dev/palisade/internal/childproc"
-	"github.com/palisade-dev/palisade/internal/podnet"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/childproc"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // The Service CIDRs the API server allocates ClusterIPs from; the

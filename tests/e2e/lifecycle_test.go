@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 const allowYBToXA = `

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
-// The routed topology, built with internal/podnet, all in network
+// The routed topology, built with internal/testkit/podnet, all in network
 // namespaces named <prefix>-<what>:
 //
 //	pod netns ──veth── node1 netns ──veth "wire"── node2 netns ──veth── pod netns

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 // servedPorts are the ports every pod and the external host answer on,

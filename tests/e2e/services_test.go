@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // withServices runs the real kube-proxy on both nodes and creates the

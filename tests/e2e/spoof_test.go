@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/enforcer"
-	"github.com/palisade-dev/palisade/internal/frames"
-	"github.com/palisade-dev/palisade/internal/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/frames"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
 )
 
 const yAOnlyFromXB = `

@@ -27,8 +27,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/palisade-dev/palisade/internal/podnet"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/testkit/podnet"
+	"github.com/palisade-dev/palisade/internal/testkit/testenv"
 )
 
 // world is the suite's cluster: one real API server, two nodes with an
