@@ -147,17 +147,28 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 
 	// Without Palisade the attack works: every forged packet reaches the
 	// server's namespace. This is what makes the zero below mean something.
-	before := map[*testPod]*frames.Capture{s: captureOn(t, s), s6: captureOn(t, s6)}
-	for _, f := range forged {
-		sendFrames(t, f.from, f.frame)
+	// arrived sends every forged frame and says how many of each the
+	// server it was aimed at took in, seen by caps.
+	captures := func() map[*testPod]*frames.Capture {
+		return map[*testPod]*frames.Capture{s: captureOn(t, s), s6: captureOn(t, s6)}
 	}
-	settle()
-	for _, f := range forged {
-		target := s
-		if f.from == x6 {
-			target = s6
+	arrived := func(caps map[*testPod]*frames.Capture) []int {
+		for _, f := range forged {
+			sendFrames(t, f.from, f.frame)
 		}
-		if before[target].Count(f.src, forgedPort) == 0 {
+		settle()
+		counts := make([]int, len(forged))
+		for i, f := range forged {
+			target := s
+			if f.from == x6 {
+				target = s6
+			}
+			counts[i] = caps[target].Count(f.src, forgedPort)
+		}
+		return counts
+	}
+	for i, n := range arrived(captures()) {
+		if f := forged[i]; n == 0 {
 			t.Fatalf("control: %s did not reach the server before enforcement; the test cannot tell a drop from a broken path", f.what)
 		}
 	}
@@ -168,18 +179,10 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 	expectPass(t, "IPv6 client → server TCP 8080", c6.tcp(s6, port))
 	expectDrop(t, "attacker → server TCP 8080 from its own address", x.tcp(s, port))
 
-	after := map[*testPod]*frames.Capture{s: captureOn(t, s), s6: captureOn(t, s6)}
+	after := captures()
 	dropped := w.counter(t, "drop_spoofed")
-	for _, f := range forged {
-		sendFrames(t, f.from, f.frame)
-	}
-	settle()
-	for _, f := range forged {
-		target := s
-		if f.from == x6 {
-			target = s6
-		}
-		if n := after[target].Count(f.src, forgedPort); n != 0 {
+	for i, n := range arrived(after) {
+		if f := forged[i]; n != 0 {
 			t.Errorf("%s: %d packets reached the server's namespace, want none", f.what, n)
 		}
 	}
