@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +19,7 @@ func TestDemoTour(t *testing.T) {
 	if reason != "" {
 		testenv.SkipOrFail(t, "%s", reason)
 	}
-	bin := filepath.Join(t.TempDir(), "palisade")
-	build := exec.Command("go", "build", "-o", bin, "github.com/palisade-dev/palisade/cmd/palisade")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build palisade: %v\n%s", err, out)
-	}
+	bin := buildPackage(t, t.TempDir(), "github.com/palisade-dev/palisade/cmd/palisade")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer

@@ -26,12 +26,8 @@ func TestDemoCleansUpWhenItsReaderGoesAway(t *testing.T) {
 		testenv.SkipOrFail(t, "%s", reason)
 	}
 	dir := t.TempDir()
-	bin, demo := filepath.Join(dir, "palisade"), filepath.Join(dir, "demo")
-	for _, b := range [][2]string{{bin, "github.com/palisade-dev/palisade/cmd/palisade"}, {demo, "github.com/palisade-dev/palisade/hack/demo"}} {
-		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	bin := buildPackage(t, dir, "github.com/palisade-dev/palisade/cmd/palisade")
+	demo := buildPackage(t, dir, "github.com/palisade-dev/palisade/hack/demo")
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
@@ -154,4 +150,14 @@ func removeLeftovers(t *testing.T, tmp string, netnsBefore []string) {
 			syscall.Unmount(f[1], syscall.MNT_DETACH)
 		}
 	}
+}
+
+// buildPackage builds the command pkg into dir and returns the binary.
+func buildPackage(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
 }
