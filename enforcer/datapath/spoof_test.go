@@ -145,8 +145,6 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 		{"IPv6 UDP as the client", x6, frames.UDP(x6Host, x6MAC, c6.ip, s6.ip, 40005, forgedPort, []byte("forged")), c6.ip},
 	}
 
-	// Without Palisade the attack works: every forged packet reaches the
-	// server's namespace. This is what makes the zero below mean something.
 	// arrived sends every forged frame and says how many of each the
 	// server it was aimed at took in, seen by caps.
 	captures := func() map[*testPod]*frames.Capture {
@@ -167,6 +165,8 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 		}
 		return counts
 	}
+	// Without Palisade the attack works: every forged packet reaches the
+	// server's namespace. This is what makes the zero below mean something.
 	for i, n := range arrived(captures()) {
 		if f := forged[i]; n == 0 {
 			t.Fatalf("control: %s did not reach the server before enforcement; the test cannot tell a drop from a broken path", f.what)
@@ -203,7 +203,12 @@ func TestForgedSourcesNeverReachTheTarget(t *testing.T) {
 	// The legitimate pod still connects, and its own packets arrive.
 	expectPass(t, "client → server TCP 8080 after the attack", c.tcp(s, port))
 	expectPass(t, "IPv6 client → server UDP 8080 after the attack", c6.udp(s6, port))
-	if after[s].Count(c.ip, port) == 0 {
+	// The capture reads in the background: give it a moment to see them.
+	seen := false
+	for deadline := time.Now().Add(2 * time.Second); !seen && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		seen = after[s].Count(c.ip, port) > 0
+	}
+	if !seen {
 		t.Error("the client's own packets were not seen in the server's namespace: the capture is blind")
 	}
 }
